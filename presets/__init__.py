@@ -1,0 +1,1 @@
+"""Presets shipped with rlframe (found by ``rlframe-train --preset NAME``)."""

@@ -1,0 +1,207 @@
+"""The agent base: filters, acting, storing, the training cadence and target-network updates.
+
+What an algorithm adds (in its own file): how it chooses actions from network outputs
+(:meth:`Agent.choose_actions`), what it stores (:meth:`Agent.store`), one gradient update
+(:meth:`Agent.learn`), and its networks. Counting, filtering, signals and state I/O live here once.
+
+Acting runs N environment copies at once: every method takes a batch with a leading N axis.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rlframe.core_types import EnvironmentEpisodes, EnvironmentSteps, RunPhase, StepMethod, TrainingSteps
+from rlframe.errors import ParameterValueError
+from rlframe.filters.filter import InputFilter, NoInputFilter
+from rlframe.networks.network_wrapper import NetworkWrapper
+from rlframe.outputs import signals
+from rlframe.parameters import AgentParameters
+from rlframe.schedules import Schedule
+from rlframe.spaces import DiscreteActionSpace, SpacesDefinition
+
+
+def resolve_exploration(exploration: Any, spaces: SpacesDefinition) -> Any:
+    """Pick the exploration parameters for the action space when a preset gives a dict per space type."""
+    if isinstance(exploration, dict):
+        for space_type, params in exploration.items():
+            if isinstance(spaces.action, space_type):
+                return params
+        raise ParameterValueError(
+            f"agent_params.exploration has no entry for {type(spaces.action).__name__}; "
+            f"it has {[t.__name__ for t in exploration]}."
+        )
+    return exploration
+
+
+class Agent:
+    """Base class of rlframe's agents.
+
+    :param agent_params: the preset's agent parameters.
+    :param spaces: the environment's spaces.
+    :param rng: the agent's random generator (exploration, sampling).
+    """
+
+    signal_names: tuple[str, ...] = (signals.LOSS, signals.LEARNING_RATE, signals.GRADS, signals.DISCOUNTED_RETURN)
+    #: environment copies acting at once when the preset does not set ``env_params.num_envs``
+    default_num_envs = 4
+
+    def __init__(self, agent_params: AgentParameters, spaces: SpacesDefinition, rng: np.random.Generator) -> None:
+        self.params = agent_params
+        self.algorithm = agent_params.algorithm
+        self.spaces = spaces
+        self.rng = rng
+        self.input_filter: InputFilter = agent_params.input_filter or NoInputFilter()
+        self.pre_network_filter: InputFilter = agent_params.pre_network_filter or NoInputFilter()
+        self.networks: dict[str, NetworkWrapper] = {}
+        self.signals = {name: signals.Signal(name) for name in self.signal_names}
+        self.total_steps = 0
+        self.training_iteration = 0
+        self.target_updated = False
+        self._steps_since_training = 0
+        self._episodes_since_training = 0
+        self._steps_at_target_update = 0
+        self._iterations_at_target_update = 0
+        self._check_step_unit("num_consecutive_playing_steps", (EnvironmentSteps, EnvironmentEpisodes))
+        self._check_step_unit("num_steps_between_copying_online_weights_to_target", (EnvironmentSteps, TrainingSteps, EnvironmentEpisodes))
+
+    def _check_step_unit(self, field: str, allowed: tuple[type, ...]) -> None:
+        value = getattr(self.algorithm, field)
+        if not isinstance(value, allowed):
+            raise ParameterValueError(
+                f"agent_params.algorithm.{field} = {value!r} must be one of "
+                f"{', '.join(t.__name__ for t in allowed)}, for example {allowed[0].__name__}(100)."
+            )
+
+    # ---- acting -------------------------------------------------------------------------------------
+    def act(self, raw_obs: np.ndarray, phase: RunPhase) -> np.ndarray:
+        """Actions for raw observations (N, D): uniform random in heatup, else from the networks."""
+        if phase == RunPhase.HEATUP and not self.algorithm.heatup_using_network_decisions:
+            return self.random_actions(raw_obs.shape[0])
+        obs = self.input_filter.filter_observation(raw_obs, update=False)
+        update = phase != RunPhase.TEST and self.algorithm.update_pre_network_filters_state_on_inference
+        return self.choose_actions(self.pre_network_filter.filter_observation(obs, update=update), phase)
+
+    def random_actions(self, count: int) -> np.ndarray:
+        action_space = self.spaces.action
+        if isinstance(action_space, DiscreteActionSpace):
+            return self.rng.integers(0, action_space.num_actions, count).astype(np.int64)
+        return self.rng.uniform(action_space.low, action_space.high, (count, *action_space.shape)).astype(np.float32)
+
+    def choose_actions(self, obs: np.ndarray, phase: RunPhase) -> np.ndarray:
+        """Actions for pre-network-filtered observations (N, D)."""
+        raise NotImplementedError
+
+    def exploration_value(self, phase: RunPhase) -> float:
+        """The exploration control value shown as ``Epsilon`` in the CSV."""
+        return 0.0
+
+    # ---- observing ----------------------------------------------------------------------------------
+    def shape_reward(self, raw_reward: np.ndarray, update: bool) -> np.ndarray:
+        return self.input_filter.filter_reward(raw_reward.astype(np.float32), update=update)
+
+    def observe(
+        self, raw_obs: np.ndarray, action: np.ndarray, raw_reward: np.ndarray, raw_next_obs: np.ndarray,
+        terminated: np.ndarray, truncated: np.ndarray, phase: RunPhase,
+    ) -> np.ndarray:
+        """Filter and store N transitions played in heatup or training; returns the shaped rewards (N,)."""
+        obs = self.input_filter.filter_observation(raw_obs, update=True)
+        next_obs = self.input_filter.filter_observation(raw_next_obs, update=False)
+        reward = self.shape_reward(raw_reward, update=True)
+        self.store(obs, action, reward, next_obs, terminated, truncated)
+        self.total_steps += raw_obs.shape[0]
+        if phase == RunPhase.TRAIN:
+            self._steps_since_training += raw_obs.shape[0]
+            self._episodes_since_training += int(np.count_nonzero(terminated | truncated))
+        return reward
+
+    def store(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray,
+              terminated: np.ndarray, truncated: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def episode_ended(self, discounted_return: float) -> None:
+        self.signals[signals.DISCOUNTED_RETURN].add(discounted_return)
+
+    # ---- training -----------------------------------------------------------------------------------
+    def train(self) -> int:
+        """Run the training phases that are due; returns how many gradient updates were made.
+
+        One phase (``num_consecutive_training_steps`` updates) is due per ``num_consecutive_playing_steps``
+        played in the training phase, so the ratio of updates to environment steps does not depend on how
+        many environments act at once.
+        """
+        playing = self.algorithm.num_consecutive_playing_steps
+        if isinstance(playing, EnvironmentEpisodes):
+            phases, self._episodes_since_training = divmod(self._episodes_since_training, max(1, playing.num_steps))
+        else:
+            phases, self._steps_since_training = divmod(self._steps_since_training, max(1, playing.num_steps))
+        if not phases or not self.ready_to_train():
+            return 0
+        updates = 0
+        for _ in range(phases * int(self.algorithm.num_consecutive_training_steps)):
+            loss, grad_norm = self.learn()
+            updates += 1
+            self.training_iteration += 1
+            self.signals[signals.LOSS].add(loss)
+            if grad_norm is not None:
+                self.signals[signals.GRADS].add(grad_norm)
+            self.maybe_update_target()
+        self.signals[signals.LEARNING_RATE].add(self.networks["main"].optimizer.learning_rate)
+        return updates
+
+    def ready_to_train(self) -> bool:
+        return True
+
+    def learn(self) -> tuple[float, float | None]:
+        """One gradient update; returns (loss, unclipped global gradient norm or None)."""
+        raise NotImplementedError
+
+    def maybe_update_target(self) -> None:
+        period: StepMethod = self.algorithm.num_steps_between_copying_online_weights_to_target
+        if not period.num_steps or not any(net.target is not None for net in self.networks.values()):
+            return
+        if isinstance(period, TrainingSteps):
+            due = self.training_iteration - self._iterations_at_target_update >= period.num_steps
+        else:
+            due = self.total_steps - self._steps_at_target_update >= period.num_steps
+        if due:
+            for net in self.networks.values():
+                if net.target is not None:
+                    net.update_target(float(self.algorithm.rate_for_copying_weights_to_target))
+            self._iterations_at_target_update = self.training_iteration
+            self._steps_at_target_update = self.total_steps
+            self.target_updated = True
+
+    # ---- state --------------------------------------------------------------------------------------
+    def schedules(self) -> dict[str, Schedule]:
+        """Stateful schedules to checkpoint, by name."""
+        return {}
+
+    def counters(self) -> dict[str, int]:
+        return {
+            "total_steps": self.total_steps,
+            "training_iteration": self.training_iteration,
+            "steps_since_training": self._steps_since_training,
+            "episodes_since_training": self._episodes_since_training,
+            "steps_at_target_update": self._steps_at_target_update,
+            "iterations_at_target_update": self._iterations_at_target_update,
+        }
+
+    def load_counters(self, counters: dict[str, Any]) -> None:
+        self.total_steps = int(counters["total_steps"])
+        self.training_iteration = int(counters["training_iteration"])
+        self._steps_since_training = int(counters["steps_since_training"])
+        self._episodes_since_training = int(counters["episodes_since_training"])
+        self._steps_at_target_update = int(counters["steps_at_target_update"])
+        self._iterations_at_target_update = int(counters["iterations_at_target_update"])
+
+    def memory_state(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def load_memory_state(self, state: dict[str, np.ndarray]) -> None:
+        pass
+
+    def memory_sizes(self) -> tuple[int, int]:
+        """(transitions, episodes) held in memory, for the CSV's ``ER #`` columns."""
+        return 0, 0

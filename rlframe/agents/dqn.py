@@ -1,0 +1,190 @@
+"""DQN (Mnih et al. 2015) and the Double-DQN target (van Hasselt et al. 2016) on MXNet Gluon.
+
+How it runs: the graph manager calls ``act`` for N environments at once (epsilon-greedy over the online
+network's Q-values), then ``observe`` stores the N transitions in a uniform replay ring buffer; ``train``
+runs ``num_consecutive_training_steps`` updates per ``num_consecutive_playing_steps`` played. An update
+samples ``batch_size`` transitions and minimises the squared (or Huber) TD error of the taken action:
+
+    td_target = reward + discount * Q_target(next_obs, a*),   discount = gamma * (1 - terminated)
+    a* = argmax_a Q_target(next_obs, a)      (DQN)
+    a* = argmax_a Q_online(next_obs, a)      (DDQN)
+
+Deliberate differences from Coach: a time-limit truncation is not terminal (it bootstraps), and
+``replace_mse_with_huber_loss`` and ``l2_regularization`` are honoured (Coach's MXNet backend ignored both).
+Shapes: B = batch, A = actions, D = observation size (legend in ``rlframe.core_types``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from mxnet import gluon
+
+from rlframe.agents.agent import Agent, resolve_exploration
+from rlframe.core_types import EnvironmentSteps, RunPhase
+from rlframe.errors import ParameterValueError
+from rlframe.exploration.e_greedy import EGreedy
+from rlframe.exploration.parameters import EGreedyParameters
+from rlframe.memories.experience_replay import ExperienceReplay, ExperienceReplayParameters, TransitionBatch, transition_capacity
+from rlframe.networks.blocks import MLP, observation_embedder
+from rlframe.networks.network_wrapper import NetworkWrapper
+from rlframe.networks.parameters import FCMiddlewareParameters, InputEmbedderParameters, NetworkParameters, QHeadParameters
+from rlframe.outputs import signals
+from rlframe.parameters import AgentParameters, AlgorithmParameters, MiddlewareScheme
+from rlframe.schedules import LinearSchedule, Schedule
+from rlframe.spaces import DiscreteActionSpace, SpacesDefinition
+
+
+def td_target(F: Any, reward: Any, discount: Any, next_q_target: Any, next_q_online: Any = None) -> Any:
+    """Bellman targets (B,) from rewards (B,), per-row discounts (B,) = gamma * (1 - terminated) and
+    next-state Q-values (B, A). With ``next_q_online`` the next action is chosen by the online network
+    (Double DQN); otherwise by the target network. ``F`` is ``mxnet.nd`` or ``mxnet.sym``."""
+    selector = next_q_target if next_q_online is None else next_q_online
+    next_action = F.argmax(selector, axis=1)
+    return reward + discount * F.pick(next_q_target, next_action, axis=1)
+
+
+def td_loss(F: Any, q_taken: Any, target: Any, use_huber: bool) -> Any:
+    """Per-sample loss (B,): squared TD error, or Huber with delta 1."""
+    error = q_taken - F.stop_gradient(target)
+    if not use_huber:
+        return F.square(error)
+    abs_error = F.abs(error)
+    return F.where(abs_error <= 1.0, 0.5 * F.square(error), abs_error - 0.5)
+
+
+class QLoss(gluon.HybridBlock):
+    """The TD loss of a batch as one hybridized graph: online forward, target forward, target, loss."""
+
+    def __init__(self, online: gluon.HybridBlock, target: gluon.HybridBlock, double: bool, use_huber: bool) -> None:
+        super().__init__(prefix="qloss_")
+        self.online = online
+        self.target = target
+        self._double = double
+        self._use_huber = use_huber
+
+    def hybrid_forward(self, F: Any, obs: Any, action: Any, reward: Any, next_obs: Any, discount: Any) -> Any:
+        q_taken = F.pick(self.online(obs), action, axis=1)
+        next_q_online = self.online(next_obs) if self._double else None
+        target = td_target(F, reward, discount, self.target(next_obs), next_q_online)
+        return td_loss(F, q_taken, target, self._use_huber)
+
+
+class DQNAlgorithmParameters(AlgorithmParameters):
+    """DQN's algorithm defaults: copy the target every 10,000 steps, train once every 4 steps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.num_steps_between_copying_online_weights_to_target = EnvironmentSteps(10000)
+        self.num_consecutive_playing_steps = EnvironmentSteps(4)
+        self.discount = 0.99
+        self.supports_parameter_noise = True
+
+
+class DQNNetworkParameters(NetworkParameters):
+    """Medium embedder (Dense 256), Medium middleware (Dense 512), a Q head, Adam, batch 32, Huber loss."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.input_embedders_parameters = {"observation": InputEmbedderParameters()}
+        self.middleware_parameters = FCMiddlewareParameters(scheme=MiddlewareScheme.Medium)
+        self.heads_parameters = [QHeadParameters()]
+        self.optimizer_type = "Adam"
+        self.batch_size = 32
+        self.replace_mse_with_huber_loss = True
+        self.create_target_network = True
+        self.should_get_softmax_probabilities = False
+
+
+class DQNAgentParameters(AgentParameters):
+    """DQN: e-greedy from 1 to 0.1 over 1M steps (0.05 in evaluation), uniform replay of 1M transitions."""
+
+    def __init__(self) -> None:
+        exploration = EGreedyParameters()
+        exploration.epsilon_schedule = LinearSchedule(1, 0.1, 1000000)
+        exploration.evaluation_epsilon = 0.05
+        super().__init__(
+            algorithm=DQNAlgorithmParameters(),
+            exploration=exploration,
+            memory=ExperienceReplayParameters(),
+            networks={"main": DQNNetworkParameters()},
+        )
+
+    @property
+    def agent_class(self) -> type:
+        return DQNAgent
+
+
+class DQNAgent(Agent):
+    """DQN over a discrete action space."""
+
+    signal_names = Agent.signal_names + (signals.Q,)
+    double_q = False
+
+    def __init__(self, agent_params: AgentParameters, spaces: SpacesDefinition, rng: np.random.Generator) -> None:
+        super().__init__(agent_params, spaces, rng)
+        if not isinstance(spaces.action, DiscreteActionSpace):
+            raise ParameterValueError(
+                f"{type(self).__name__} needs a discrete action space; the environment's is {spaces.action!r}. "
+                "Use Clipped PPO for continuous actions."
+            )
+        num_actions = spaces.action.num_actions
+        net_params: NetworkParameters = agent_params.network_wrappers["main"]
+        head = net_params.heads_parameters[0] if net_params.heads_parameters else QHeadParameters()
+        bias = getattr(head, "output_bias_initializer", None)
+        embedder = observation_embedder(net_params)
+
+        def build(prefix: str) -> gluon.HybridBlock:
+            return MLP(embedder, net_params.middleware_parameters, num_actions, output_bias=bias, prefix=prefix)
+
+        self.network = NetworkWrapper("main", net_params, build, spaces.observation_size)
+        if self.network.target is None:
+            raise ParameterValueError(
+                "network_wrappers['main'].create_target_network = False: DQN needs a target network; set it to True."
+            )
+        self.networks["main"] = self.network
+        self.loss = QLoss(self.network.online, self.network.target, self.double_q, bool(net_params.replace_mse_with_huber_loss))
+        self.loss.hybridize(static_alloc=True)
+        exploration = resolve_exploration(agent_params.exploration, spaces)
+        if not isinstance(exploration, EGreedyParameters):
+            raise ParameterValueError(
+                f"agent_params.exploration is {type(exploration).__name__}; {type(self).__name__} uses EGreedyParameters."
+            )
+        self.exploration = EGreedy(exploration, num_actions, rng)
+        capacity = transition_capacity(agent_params.memory.max_size, "agent_params.memory.max_size")
+        self.memory = ExperienceReplay(capacity, spaces.state["observation"].shape, (), np.int64)
+
+    def choose_actions(self, obs: np.ndarray, phase: RunPhase) -> np.ndarray:
+        q_values = self.network.predict(obs)
+        self.signals[signals.Q].add_many(q_values.max(axis=1))
+        return self.exploration.choose(q_values, phase)
+
+    def exploration_value(self, phase: RunPhase) -> float:
+        return self.exploration.epsilon(phase)
+
+    def store(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray,
+              terminated: np.ndarray, truncated: np.ndarray) -> None:
+        self.memory.store(TransitionBatch(obs, action, reward, next_obs, terminated, truncated))
+
+    def ready_to_train(self) -> bool:
+        return len(self.memory) >= self.network.params.batch_size
+
+    def learn(self) -> tuple[float, float | None]:
+        batch = self.memory.sample(int(self.network.params.batch_size), self.rng)
+        update = bool(self.algorithm.update_pre_network_filters_state_on_train)
+        obs = self.pre_network_filter.filter_observation(batch.obs, update=update)
+        next_obs = self.pre_network_filter.filter_observation(batch.next_obs, update=False)
+        discount = float(self.algorithm.discount) * (1.0 - batch.terminated.astype(np.float32))
+        return self.network.train_step(self.loss, obs, batch.action, batch.reward, next_obs, discount)
+
+    def schedules(self) -> dict[str, Schedule]:
+        return {"epsilon_schedule": self.exploration.params.epsilon_schedule}
+
+    def memory_state(self) -> dict[str, np.ndarray]:
+        return self.memory.state()
+
+    def load_memory_state(self, state: dict[str, np.ndarray]) -> None:
+        self.memory.load_state(state)
+
+    def memory_sizes(self) -> tuple[int, int]:
+        return len(self.memory), self.memory.num_episodes

@@ -1,0 +1,211 @@
+"""Command-line tools: ``rlframe-train`` and ``rlframe-validate``.
+
+``rlframe-train -p PRESET`` accepts Coach's flags (``-cp``, ``-s``, ``-crd``, ``--evaluate``, ``-dg``,
+``-ep``, ``--seed``) and SageMaker's ``--name value`` hyperparameters (see :mod:`rlframe.overrides`).
+User mistakes print one line starting with ``error:`` and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import yaml
+
+from rlframe.errors import ParameterValueError, RlframeError
+from rlframe.parameters import TaskParameters
+
+DEFAULT_SHORTCUTS = "cartpole"
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rlframe-train", allow_abbrev=False,
+        description="Train (or evaluate) an agent from a Coach-style preset. Extra '--name value' pairs are "
+        "SageMaker hyperparameters: rl.<path>[:Type] or the preset's notebook shortcuts (discount, improve_steps, ...).",
+    )
+    parser.add_argument("-p", "--preset", "--RLCOACH_PRESET", dest="preset", required=True,
+                        help="preset name (current dir, $RLFRAME_PRESET_PATH, shipped presets), path.py or path.py:variable")
+    parser.add_argument("-cp", "--custom-parameter", "--custom_parameter", dest="custom_parameter", default="",
+                        help="Coach overrides: \"key=value;key=value\" on the graph manager")
+    parser.add_argument("--hyperparameters", help="YAML file of hyperparameters (same names as on the command line)")
+    parser.add_argument("--shortcuts", choices=["mountain_car", "cartpole", "batch"],
+                        help="SageMaker notebook whose shortcut names to accept (default: the preset's HYPERPARAMETER_SHORTCUTS)")
+    parser.add_argument("--seed", type=int, help="seed of every random generator")
+    parser.add_argument("-dg", "--dump-gifs", "--dump_gifs", dest="dump_gifs", action="store_true", help="write GIFs")
+    parser.add_argument("--evaluate", nargs="?", const=0, type=int, default=None, metavar="STEPS",
+                        help="only evaluate (restored from -crd) for STEPS environment steps, whole episodes "
+                        "(no value: the preset's evaluation_steps)")
+    parser.add_argument("-e", "--experiment-name", "--experiment_name", dest="experiment_name",
+                        help="experiment folder name under ./experiments (default: the preset's name)")
+    parser.add_argument("-ep", "--experiment-path", "--experiment_path", dest="experiment_path",
+                        help="experiment directory (CSV, GIFs, parameters, checkpoint/)")
+    parser.add_argument("-s", "--checkpoint-save-secs", "--checkpoint_save_secs", dest="checkpoint_save_secs", type=float,
+                        help="seconds between checkpoints (a final checkpoint is always written)")
+    parser.add_argument("-crd", "--checkpoint-restore-dir", "--checkpoint_restore_dir", dest="checkpoint_restore_dir",
+                        help="checkpoint directory to restore (resume training, or evaluate with --evaluate)")
+    parser.add_argument("--no-restore-memory", dest="restore_memory", action="store_false",
+                        help="when resuming, start with an empty replay memory")
+    parser.add_argument("-n", "--num_workers", "--num-workers", dest="num_workers", type=int, default=1,
+                        help="accepted for SageMaker compatibility; must be 1")
+    parser.add_argument("--num-envs", dest="num_envs", type=int, help="environment copies acting at once")
+    parser.add_argument("-lvl", "--level", help="environment level (a gymnasium id or module:callable)")
+    parser.add_argument("--progress", choices=["auto", "bar", "lines"], default="auto",
+                        help="progress bar on a terminal (auto), always (bar) or never (lines)")
+    return parser
+
+
+def _pairs(extra: Sequence[str]) -> dict[str, str]:
+    if len(extra) % 2:
+        raise ParameterValueError(
+            f"Odd number of extra arguments {list(extra)}: hyperparameters come as '--name value' pairs."
+        )
+    out: dict[str, str] = {}
+    for name, value in zip(extra[::2], extra[1::2]):
+        if not name.startswith("--") or len(name) < 3:
+            raise ParameterValueError(f"Unknown command-line argument {name!r}: hyperparameters are written '--name value'.")
+        out[name[2:]] = value
+    return out
+
+
+def _read_yaml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except OSError as exc:
+        raise ParameterValueError(f"Cannot read hyperparameters file {path!r}: {exc.strerror}.") from exc
+    except yaml.YAMLError as exc:
+        raise ParameterValueError(f"Hyperparameters file {path!r} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ParameterValueError(f"Hyperparameters file {path!r} must hold a mapping of name: value, not a {type(data).__name__}.")
+    return {str(k): v for k, v in data.items()}
+
+
+def default_experiment_path(name: str) -> str:
+    """``./experiments/<name>/<DD_MM_YYYY-HH_MM>`` with ``_<i>`` on a collision (as Coach)."""
+    base = os.path.join("experiments", name, time.strftime("%d_%m_%Y-%H_%M"))
+    path, i = base, 1
+    while os.path.exists(path):
+        path, i = f"{base}_{i}", i + 1
+    return path
+
+
+def prepare(argv: Sequence[str] | None = None) -> tuple[Any, TaskParameters, argparse.Namespace]:
+    """Parse arguments, load the preset and apply every override; returns (graph manager, task, args)."""
+    from rlframe.overrides import apply_custom_parameters, apply_hyperparameters
+    from rlframe.presets import load_preset
+
+    args, extra = _build_parser().parse_known_args(argv)
+    hyperparameters = _read_yaml(args.hyperparameters) if args.hyperparameters else {}
+    hyperparameters.update(_pairs(extra))
+    if args.num_workers != 1:
+        raise ParameterValueError(f"--num_workers {args.num_workers}: rlframe trains in one process; use 1.")
+    graph_manager = load_preset(args.preset)
+    shortcut_set = args.shortcuts or getattr(graph_manager, "_shortcuts", None) or DEFAULT_SHORTCUTS
+    graph_manager._hyperparameters = apply_hyperparameters(graph_manager, hyperparameters, shortcut_set)
+    if args.custom_parameter:
+        apply_custom_parameters(graph_manager, args.custom_parameter)
+    if args.level:
+        graph_manager.env_params.level = args.level
+    if args.num_envs is not None:
+        graph_manager.env_params.num_envs = args.num_envs
+    if args.dump_gifs:
+        graph_manager.visualization_parameters.dump_gifs = True
+    if args.evaluate is not None and not args.checkpoint_restore_dir:
+        raise ParameterValueError("--evaluate needs a checkpoint to evaluate: add -crd <experiment>/checkpoint.")
+    experiment_path = args.experiment_path
+    if experiment_path is None and args.checkpoint_restore_dir and args.evaluate is None:
+        # Resuming continues the experiment that owns the checkpoint (its CSV keeps growing).
+        experiment_path = str(Path(args.checkpoint_restore_dir).resolve().parent)
+    if experiment_path is None:
+        experiment_path = default_experiment_path(args.experiment_name or graph_manager._preset_name)
+    task = TaskParameters(
+        experiment_path=experiment_path, seed=args.seed, checkpoint_save_secs=args.checkpoint_save_secs,
+        checkpoint_restore_dir=args.checkpoint_restore_dir, evaluate_only=args.evaluate,
+        restore_memory=args.restore_memory,
+    )
+    return graph_manager, task, args
+
+
+def _run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None) -> int:
+    try:
+        return main(argv)
+    except RlframeError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _train(argv: Sequence[str] | None) -> int:
+    graph_manager, task, args = prepare(argv)
+    if args.progress != "auto":
+        os.environ["RLFRAME_PROGRESS"] = args.progress
+    graph_manager.run(task)
+    print(f"Experiment directory: {graph_manager.experiment_path}")
+    print(f"CSV: {graph_manager.csv_path}")
+    print(f"GIFs: {os.path.join(graph_manager.experiment_path, 'gifs')}")
+    if task.evaluate_only is None:
+        print(f"Checkpoints: {graph_manager.checkpoint_dir}")
+    return 0
+
+
+def train_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``rlframe-train``."""
+    return _run_cli(_train, argv)
+
+
+def _validate(argv: Sequence[str] | None) -> int:
+    from rlframe.graph_managers.graph_manager import Progress
+
+    parser = argparse.ArgumentParser(
+        prog="rlframe-validate", allow_abbrev=False,
+        description="Run a preset's golden test: reach its min_reward_threshold (mean evaluation reward) "
+        "within max_episodes_to_achieve_reward episodes.",
+    )
+    parser.add_argument("-p", "--preset", required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("-cp", "--custom-parameter", dest="custom_parameter", default="")
+    parser.add_argument("-ep", "--experiment-path", dest="experiment_path")
+    args = parser.parse_args(argv)
+    train_args = ["-p", args.preset, "--seed", str(args.seed)]
+    if args.custom_parameter:
+        train_args += ["-cp", args.custom_parameter]
+    if args.experiment_path:
+        train_args += ["-ep", args.experiment_path]
+    graph_manager, task, _ = prepare(train_args)
+    validation = graph_manager.preset_validation_params
+    threshold = float(validation.min_reward_threshold)
+    max_episodes = int(validation.max_episodes_to_achieve_reward)
+    reached: list[int] = []
+
+    def until(progress: Progress) -> bool:
+        if progress.last_evaluation_reward is not None and progress.last_evaluation_reward >= threshold and not reached:
+            reached.append(progress.evaluations[-1][0])
+        return bool(reached) or progress.episodes >= max_episodes
+
+    graph_manager.improve_steps = type(graph_manager.improve_steps)(10**12)
+    graph_manager.run(task, until=until)
+    if reached:
+        print(f"PASSED: {args.preset} (seed {args.seed}) reached evaluation reward >= {threshold:g} "
+              f"at episode {reached[0]} (limit {max_episodes}).")
+        return 0
+    best = max((r for _, r in graph_manager._progress.evaluations), default=float("nan"))
+    print(f"FAILED: {args.preset} (seed {args.seed}) did not reach evaluation reward >= {threshold:g} within "
+          f"{max_episodes} episodes (best evaluation reward {best:.2f}).")
+    return 1
+
+
+def validate_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``rlframe-validate``."""
+    return _run_cli(_validate, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(train_main())

@@ -1,0 +1,32 @@
+"""Epsilon-greedy action choice over a batch of Q-values."""
+from __future__ import annotations
+
+import numpy as np
+
+from rlframe.core_types import RunPhase
+from rlframe.exploration.parameters import EGreedyParameters
+
+
+class EGreedy:
+    """Chooses actions for N environments at once; epsilon advances by N per training call."""
+
+    def __init__(self, params: EGreedyParameters, num_actions: int, rng: np.random.Generator) -> None:
+        self.params = params
+        self.num_actions = num_actions
+        self.rng = rng
+
+    def epsilon(self, phase: RunPhase) -> float:
+        if phase == RunPhase.TEST:
+            return float(self.params.evaluation_epsilon)
+        return float(self.params.epsilon_schedule.current_value)
+
+    def choose(self, q_values: np.ndarray, phase: RunPhase) -> np.ndarray:
+        """Pick actions (N,) int64 from ``q_values`` (N, A)."""
+        num_envs = q_values.shape[0]
+        actions = q_values.argmax(axis=1)
+        explore = self.rng.random(num_envs) < self.epsilon(phase)
+        if explore.any():
+            actions[explore] = self.rng.integers(0, self.num_actions, int(explore.sum()))
+        if phase == RunPhase.TRAIN:
+            self.params.epsilon_schedule.step(num_envs)
+        return actions.astype(np.int64)

@@ -1,0 +1,405 @@
+"""Online RL: heatup -> (train_and_act -> evaluate)*, with N environment copies acting at once.
+
+Fixes over Coach (coach.md section 9): evaluation runs on its own environment copies, so a training
+episode in progress is paused, not abandoned, at an evaluation boundary; every CSV row means one thing
+(a finished heatup/training episode, or one evaluation phase).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import mxnet as mx
+import numpy as np
+
+from rlframe.agents.agent import Agent
+from rlframe.core_types import EnvironmentEpisodes, EnvironmentSteps, RunPhase, StepMethod, TrainingSteps
+from rlframe.environments.gym_environment import EnvironmentPool, make_env_factory
+from rlframe.errors import ParameterValueError
+from rlframe.graph_managers.graph_manager import (
+    GraphManager,
+    PhaseCounters,
+    Progress,
+    ScheduleParameters,
+    check_step_unit,
+)
+from rlframe.outputs.gifs import EpisodeRecorder
+from rlframe.parameters import AgentParameters, PresetValidationParameters, TaskParameters, VisualizationParameters
+from rlframe.shipped import shipped_dir
+
+AGENT_NAME = "main_level/agent"
+EVALUATION_SEED_OFFSET = 10000
+
+
+@dataclass
+class FinishedEpisode:
+    env_index: int
+    total_reward: float
+    shaped_reward: float
+    length: int
+    discounted_return: float
+
+
+class EpisodeTracker:
+    """Running totals of the episode each environment copy is in."""
+
+    def __init__(self, num_envs: int, discount: float) -> None:
+        self.discount = discount
+        self.reward = np.zeros(num_envs)
+        self.shaped = np.zeros(num_envs)
+        self.length = np.zeros(num_envs, dtype=np.int64)
+        self.discounted = np.zeros(num_envs)
+        self.discount_power = np.ones(num_envs)
+
+    def record(self, index: np.ndarray, reward: np.ndarray, shaped: np.ndarray, done: np.ndarray) -> list[FinishedEpisode]:
+        self.reward[index] += reward
+        self.shaped[index] += shaped
+        self.length[index] += 1
+        self.discounted[index] += self.discount_power[index] * reward
+        self.discount_power[index] *= self.discount
+        finished = []
+        for i in index[done]:
+            finished.append(FinishedEpisode(int(i), float(self.reward[i]), float(self.shaped[i]), int(self.length[i]), float(self.discounted[i])))
+            self.reward[i] = self.shaped[i] = self.discounted[i] = 0.0
+            self.length[i] = 0
+            self.discount_power[i] = 1.0
+        return finished
+
+    def clear(self) -> None:
+        self.__init__(len(self.reward), self.discount)  # type: ignore[misc]
+
+
+class BasicRLGraphManager(GraphManager):
+    """One agent, one (vectorised) environment, Coach's online schedule.
+
+    :param agent_params: the agent.
+    :param env_params: the environment (``GymVectorEnvironment(level=...)``).
+    :param schedule_params: heatup / improve / evaluation schedule.
+    :param vis_params: outputs.
+    :param preset_validation_params: the preset's golden test (``rlframe-validate``).
+    :param name: the graph's name (part of the CSV file name).
+    """
+
+    def __init__(self, agent_params: AgentParameters, env_params: Any, schedule_params: ScheduleParameters,
+                 vis_params: VisualizationParameters | None = None,
+                 preset_validation_params: PresetValidationParameters | None = None,
+                 name: str = "simple_rl_graph") -> None:
+        super().__init__(
+            name, agent_params, env_params, schedule_params,
+            vis_params if vis_params is not None else VisualizationParameters(),
+            preset_validation_params if preset_validation_params is not None else PresetValidationParameters(),
+        )
+
+    # ---- building -----------------------------------------------------------------------------------
+    def _check_schedule(self) -> None:
+        check_step_unit(self.heatup_steps or EnvironmentSteps(0), "heatup_steps", (EnvironmentSteps, EnvironmentEpisodes))
+        check_step_unit(self.improve_steps, "improve_steps")
+        check_step_unit(self.steps_between_evaluation_periods, "steps_between_evaluation_periods")
+        check_step_unit(self.evaluation_steps or EnvironmentEpisodes(0), "evaluation_steps", (EnvironmentSteps, EnvironmentEpisodes))
+
+    def create_graph(self, task_parameters: TaskParameters) -> "BasicRLGraphManager":
+        """Build environments, agent and outputs; restore a checkpoint when the task names one."""
+        self.task_parameters = task = task_parameters
+        self._check_schedule()
+        seed = task.seed if task.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
+        task.seed = seed
+        mx.random.seed(seed)
+        self._seed = seed
+        rng = np.random.default_rng(seed)
+        search_dirs = [d for d in (self._preset_dir, shipped_dir("environments")) if d is not None]
+        self._render = bool(self.visualization_parameters.dump_gifs)
+        self._make_env = make_env_factory(self.env_params, search_dirs, self._render)
+        agent_class = self.agent_params.agent_class
+        num_envs = self.env_params.num_envs or agent_class.default_num_envs
+        if not isinstance(num_envs, int) or num_envs < 1:
+            raise ParameterValueError(f"env_params.num_envs = {num_envs!r}: use a positive integer such as 8.")
+        self._train_pool = EnvironmentPool(self._make_env, num_envs, seed)
+        self._eval_pool: EnvironmentPool | None = None
+        spaces = self._train_pool.spaces(self.env_params.level)
+        self._agent: Agent = agent_class(self.agent_params, spaces, rng)
+        self._discount = float(self.agent_params.algorithm.discount)
+        self._train_tracker = EpisodeTracker(num_envs, self._discount)
+        self._recorders: dict[int, dict[int, EpisodeRecorder]] = {}
+        self._best_gif_reward: dict[str, float] = {}
+        self._counters = PhaseCounters()
+        self._progress = Progress()
+        self._first_checkpoint_id = 0
+        self._evaluations = 0
+        self._success_threshold = self._reward_threshold()
+        signal_columns = [c for s in self._agent.signals.values() for c in s.columns()]
+        self._setup_outputs(task, signal_columns, "Episode #")
+        restore_dir = task.checkpoint_restore_dir or task.checkpoint_restore_path
+        if restore_dir:
+            self._restore(restore_dir, task)
+        return self
+
+    def _reward_threshold(self) -> float | None:
+        if self.env_params.custom_reward_threshold is not None:
+            return float(self.env_params.custom_reward_threshold)
+        spec = getattr(self._train_pool.envs[0], "spec", None)
+        threshold = getattr(spec, "reward_threshold", None)
+        return float(threshold) if threshold is not None else None
+
+    def _restore(self, directory: str, task: TaskParameters) -> None:
+        training = task.evaluate_only is None
+        state = self.restore_checkpoint(directory, restore_memory=training and task.restore_memory)
+        if not training:
+            return
+        graph = state["graph"]
+        self._counters.counts = graph["counters"]
+        self._progress.episodes = int(graph["episodes"])
+        self._wall_clock_offset = float(graph["wall_clock"])
+        self._evaluations = int(graph["evaluations"])
+        self._best_gif_reward = {k: float(v) for k, v in graph["best_gif_reward"].items()}
+        if self._csv is not None:
+            self._csv.resume(self._progress.episodes)
+
+    def _checkpoint_state(self) -> dict[str, Any]:
+        return {"graph": {
+            "counters": self._counters.counts,
+            "episodes": self._progress.episodes,
+            "wall_clock": self.wall_clock,
+            "evaluations": self._evaluations,
+            "best_gif_reward": self._best_gif_reward,
+            "seed": self._seed,
+        }}
+
+    def _train_env_steps(self) -> int:
+        return self._counters.get(RunPhase.TRAIN, EnvironmentSteps)
+
+    # ---- running ------------------------------------------------------------------------------------
+    def run(self, task_parameters: TaskParameters, until: Callable[[Progress], bool] | None = None) -> Progress:
+        """Build, then train (or only evaluate, with ``evaluate_only``), then close."""
+        self.create_graph(task_parameters)
+        try:
+            if task_parameters.evaluate_only is not None:
+                steps = task_parameters.evaluate_only
+                self.evaluate(EnvironmentSteps(steps) if steps else (self.evaluation_steps or EnvironmentEpisodes(1)),
+                              rows_per_episode=True)
+            else:
+                self.improve(until)
+        finally:
+            self.close()
+        return self._progress
+
+    def improve(self, until: Callable[[Progress], bool] | None = None) -> None:
+        """Heatup, then alternate training periods and evaluations until ``improve_steps`` (or ``until``)."""
+        self._until = until
+        self._start_bar()
+        self.heatup(self.heatup_steps or EnvironmentSteps(0))
+        while not self._improve_done() and not self._should_stop():
+            self.train_and_act(self.steps_between_evaluation_periods)
+            if self._should_stop():
+                break
+            if self.evaluation_steps is not None and self.evaluation_steps.num_steps > 0:
+                self.evaluate(self.evaluation_steps)
+        self.save_checkpoint()
+
+    def _start_bar(self) -> None:
+        improve = self.improve_steps
+        total = improve.num_steps if improve.num_steps < 1e9 else None
+        unit = {"EnvironmentEpisodes": "episode", "Time": "s"}.get(type(improve).__name__, "step")
+        self._screen.start_bar(total, unit)
+        self._screen.advance(self._counters.get(RunPhase.TRAIN, type(improve)))
+
+    def _improve_done(self) -> bool:
+        improve = self.improve_steps
+        return self._counters.get(RunPhase.TRAIN, type(improve)) >= improve.num_steps
+
+    def _should_stop(self) -> bool:
+        return getattr(self, "_stop", False) or (self._until is not None and self._until(self._progress))
+
+    def heatup(self, steps: StepMethod) -> None:
+        """Act uniformly at random (unless the algorithm says otherwise) for whole episodes until ``steps``."""
+        unit = type(steps)
+        pool = self._train_pool
+        while True:
+            reached = self._counters.get(RunPhase.HEATUP, unit) >= steps.num_steps
+            if reached and not pool.active.any():
+                break
+            if reached and self._counters.get(RunPhase.HEATUP, EnvironmentSteps) == 0:
+                return
+            self._play(pool, self._train_tracker, RunPhase.HEATUP, 0 if reached else None)
+        pool.reopen()
+
+    def train_and_act(self, steps: StepMethod) -> None:
+        """Act and train for ``steps`` (counted in the training phase)."""
+        unit = type(steps)
+        start = self._counters.get(RunPhase.TRAIN, unit)
+        improve_unit = type(self.improve_steps)
+        while self._counters.get(RunPhase.TRAIN, unit) - start < steps.num_steps:
+            before = self._counters.get(RunPhase.TRAIN, improve_unit)
+            played, _ = self._play(self._train_pool, self._train_tracker, RunPhase.TRAIN, None)
+            self._counters.add(RunPhase.TRAIN, training_steps=played)
+            self._agent.train()
+            self.maybe_save_checkpoint()
+            self._screen.advance(self._counters.get(RunPhase.TRAIN, improve_unit) - before)
+            if self._improve_done() or self._should_stop():
+                return
+
+    def evaluate(self, steps: StepMethod, rows_per_episode: bool = False) -> float:
+        """Run whole evaluation episodes on separate environment copies; returns the mean total reward."""
+        if self._eval_pool is None:
+            self._eval_pool = EnvironmentPool(self._make_env, self._train_pool.num_envs, self._seed + EVALUATION_SEED_OFFSET)
+            self._eval_tracker = EpisodeTracker(self._eval_pool.num_envs, self._discount)
+        pool, tracker = self._eval_pool, self._eval_tracker
+        tracker.clear()
+        by_episodes = isinstance(steps, EnvironmentEpisodes)
+        target = int(steps.num_steps)
+        pool.restart(min(pool.num_envs, target) if by_episodes else pool.num_envs)
+        started = int(pool.active.sum())
+        start_steps = self._counters.get(RunPhase.TEST, EnvironmentSteps)
+        results: list[FinishedEpisode] = []
+        while pool.active.any():
+            if by_episodes:
+                quota = target - started
+            else:
+                quota = 0 if self._counters.get(RunPhase.TEST, EnvironmentSteps) - start_steps >= target else None
+            _, finished = self._play(pool, tracker, RunPhase.TEST, quota, rows_per_episode)
+            started += int(pool.episode_started.sum())
+            results.extend(finished)
+        return self._end_evaluation(results)
+
+    def _end_evaluation(self, results: list[FinishedEpisode]) -> float:
+        self._evaluations += 1
+        rewards = np.array([r.total_reward for r in results])
+        mean = float(rewards.mean()) if len(rewards) else math.nan
+        success = (
+            float(np.mean(rewards >= self._success_threshold)) if self._success_threshold is not None and len(rewards) else math.nan
+        )
+        self._progress.last_evaluation_reward = mean
+        self._progress.last_success_rate = success
+        self._progress.evaluations.append((self._progress.episodes, mean))
+        if self._task.evaluate_only is None and self._csv is not None:
+            self._csv.add_row({
+                "Episode #": self._progress.episodes,
+                "Training Iter": self._agent.training_iteration,
+                "Epoch": 0,
+                "In Heatup": 0,
+                "Total steps": self._agent.total_steps,
+                "Wall-Clock Time": self.wall_clock,
+                "Evaluation Reward": mean,
+                "Shaped Evaluation Reward": float(np.mean([r.shaped_reward for r in results])) if results else math.nan,
+                "Success Rate": success,
+            })
+        self._screen.line(
+            f"## agent: Finished evaluation phase. Success rate = {success:.2f}, Avg Total Reward = {mean:.2f}"
+        )
+        if (self._task.apply_stop_condition and not math.isnan(success)
+                and success >= float(self.env_params.target_success_rate)):
+            self._screen.line("## agent: Reached the target success rate; stopping.")
+            self._stop = True
+        return mean
+
+    # ---- one step of N environments -----------------------------------------------------------------
+    def _play(self, pool: EnvironmentPool, tracker: EpisodeTracker, phase: RunPhase,
+              max_new_episodes: int | None, rows_per_episode: bool = False) -> tuple[int, list[FinishedEpisode]]:
+        """Act once in every active copy and handle finished episodes; returns (steps played, finished)."""
+        index = np.flatnonzero(pool.active)
+        obs = pool.obs[index].copy()
+        agent = self._agent
+        if self._render:
+            self._start_recorders(pool, phase)
+        actions = agent.act(obs, phase)
+        result = pool.step(actions, max_new_episodes)
+        done = result.terminated | result.truncated
+        if phase == RunPhase.TEST:
+            shaped = agent.shape_reward(result.reward, update=False)
+        else:
+            shaped = agent.observe(obs, actions, result.reward, result.next_obs, result.terminated, result.truncated, phase)
+        finished = tracker.record(index, result.reward, shaped, done)
+        self._counters.add(phase, steps=len(index), episodes=len(finished))
+        for episode in finished:
+            self._episode_ended(episode, phase, rows_per_episode)
+        if self._render:
+            self._record_frames(pool, phase, index, finished)
+        return len(index), finished
+
+    def _episode_ended(self, episode: FinishedEpisode, phase: RunPhase, rows_per_episode: bool) -> None:
+        agent = self._agent
+        if phase != RunPhase.TEST:
+            self._progress.episodes += 1
+            agent.episode_ended(episode.discounted_return)
+        number = self._episode_number(phase)
+        self._screen.log_dict(phase.value, {
+            "Name": AGENT_NAME, "Worker": self._task.task_index, "Episode": number,
+            "Total reward": round(episode.total_reward, 2), "Exploration": round(agent.exploration_value(phase), 2),
+            "Steps": agent.total_steps, "Training iteration": agent.training_iteration,
+        })
+        if self._csv is not None and (phase != RunPhase.TEST or rows_per_episode):
+            self._csv.add_row(self._episode_row(episode, phase, number))
+        if self._until is not None and phase != RunPhase.TEST and self._until(self._progress):
+            self._stop = True
+
+    def _episode_row(self, episode: FinishedEpisode, phase: RunPhase, number: int) -> dict[str, Any]:
+        agent = self._agent
+        transitions, episodes = agent.memory_sizes()
+        row: dict[str, Any] = {
+            "Episode #": number,
+            "Training Iter": agent.training_iteration,
+            "Epoch": 0,
+            "In Heatup": int(phase == RunPhase.HEATUP),
+            "ER #Transitions": transitions,
+            "ER #Episodes": episodes,
+            "Episode Length": episode.length,
+            "Total steps": agent.total_steps,
+            "Epsilon": agent.exploration_value(phase),
+            "Update Target Network": int(agent.target_updated),
+            "Wall-Clock Time": self.wall_clock,
+        }
+        if phase == RunPhase.TRAIN:
+            row["Shaped Training Reward"] = episode.shaped_reward
+            row["Training Reward"] = episode.total_reward
+        elif phase == RunPhase.TEST:
+            row["Evaluation Reward"] = episode.total_reward
+            row["Shaped Evaluation Reward"] = episode.shaped_reward
+        for signal in agent.signals.values():
+            row.update(signal.stats())
+            signal.reset()
+        agent.target_updated = False
+        return row
+
+    # ---- GIFs ---------------------------------------------------------------------------------------
+    def _start_recorders(self, pool: EnvironmentPool, phase: RunPhase) -> None:
+        """Start recording the episodes that begin now, if the dump filters may want this phase."""
+        if not all(f.should_capture(phase) for f in self.visualization_parameters.video_dump_filters):
+            return
+        recorders = self._recorders.setdefault(id(pool), {})
+        frame_skip = int(getattr(self.env_params, "frame_skip", 1) or 1)
+        for i in np.flatnonzero(pool.episode_started & pool.active):
+            recorder = EpisodeRecorder(frame_skip)
+            recorder.add(pool.render(int(i)))
+            recorders[int(i)] = recorder
+
+    def _record_frames(self, pool: EnvironmentPool, phase: RunPhase, index: np.ndarray, finished: list[FinishedEpisode]) -> None:
+        recorders = self._recorders.get(id(pool), {})
+        ended = {e.env_index: e for e in finished}
+        for i in index:
+            if int(i) in recorders and int(i) not in ended:
+                recorders[int(i)].add(pool.render(int(i)))
+        for i, episode in ended.items():
+            recorder = recorders.pop(i, None)
+            if recorder is None:
+                continue
+            best = self._best_gif_reward.get(phase.name, -math.inf)
+            number = self._episode_number(phase)
+            filters = self.visualization_parameters.video_dump_filters
+            if all(f.should_dump(phase, number, episode.total_reward, best) for f in filters):
+                recorder.save(self._gif_dir, number, episode.total_reward)
+            self._best_gif_reward[phase.name] = max(best, episode.total_reward)
+
+    def _episode_number(self, phase: RunPhase) -> int:
+        if phase == RunPhase.TEST:
+            return self._counters.get(RunPhase.TEST, EnvironmentEpisodes)
+        return self._progress.episodes
+
+    def close(self) -> None:
+        if getattr(self, "_csv", None) is not None:
+            self._csv.flush()
+        for pool in (getattr(self, "_train_pool", None), getattr(self, "_eval_pool", None)):
+            if pool is not None:
+                pool.close()
+        if getattr(self, "_screen", None) is not None:
+            self._screen.close()

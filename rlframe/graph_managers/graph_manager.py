@@ -1,0 +1,274 @@
+"""Schedules and the graph-manager base: run set-up, counters, outputs and checkpoints.
+
+The graph manager orchestrates; it never decides what an agent learns. Subclasses implement the loop
+(``BasicRLGraphManager.improve``: heatup -> (train_and_act -> evaluate)*). Outputs (CSV, GIFs, screen,
+checkpoints) only observe the run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import yaml
+
+from rlframe.core_types import EnvironmentEpisodes, EnvironmentSteps, RunPhase, StepMethod, Time, TrainingSteps
+from rlframe.errors import ParameterValueError
+from rlframe.outputs.atomic import atomic_write_text
+from rlframe.outputs.checkpoints import CheckpointFiles, CheckpointWriter, latest_checkpoint, load_arrays, read_state
+from rlframe.outputs.csv_logger import CsvLogger, csv_file_name
+from rlframe.outputs.screen import Screen
+from rlframe.parameters import (
+    AgentParameters,
+    Parameters,
+    PresetValidationParameters,
+    TaskParameters,
+    VisualizationParameters,
+    to_plain,
+)
+
+
+class ScheduleParameters(Parameters):
+    """When each phase runs: ``heatup_steps``, then ``improve_steps`` of training, evaluating for
+    ``evaluation_steps`` every ``steps_between_evaluation_periods``. All are step units (see
+    ``rlframe.core_types`` for what a ``TrainingSteps`` is)."""
+
+    def __init__(self) -> None:
+        self.heatup_steps: StepMethod | None = None
+        self.evaluation_steps: StepMethod | None = None
+        self.steps_between_evaluation_periods: StepMethod | None = None
+        self.improve_steps: StepMethod | None = None
+
+
+class SimpleSchedule(ScheduleParameters):
+    """No heatup; train (practically) forever, evaluating 5 episodes every 50 episodes."""
+
+    def __init__(self, improve_steps: StepMethod = TrainingSteps(10000000000),
+                 steps_between_evaluation_periods: StepMethod = EnvironmentEpisodes(50),
+                 evaluation_steps: StepMethod = EnvironmentEpisodes(5)) -> None:
+        super().__init__()
+        self.heatup_steps = EnvironmentSteps(0)
+        self.improve_steps = improve_steps
+        self.steps_between_evaluation_periods = steps_between_evaluation_periods
+        self.evaluation_steps = evaluation_steps
+
+
+class SimpleScheduleWithoutEvaluation(SimpleSchedule):
+    """``SimpleSchedule`` that never evaluates."""
+
+    def __init__(self, improve_steps: StepMethod = TrainingSteps(10000000000)) -> None:
+        super().__init__(improve_steps=improve_steps, evaluation_steps=EnvironmentEpisodes(0))
+
+
+class HumanPlayScheduleParameters(ScheduleParameters):
+    """Accepted for Coach compatibility (rlframe has no human play)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.heatup_steps = EnvironmentSteps(0)
+        self.evaluation_steps = EnvironmentEpisodes(0)
+        self.steps_between_evaluation_periods = EnvironmentEpisodes(100000000)
+        self.improve_steps = TrainingSteps(10000000000)
+
+
+SCHEDULE_FIELDS = ("heatup_steps", "improve_steps", "steps_between_evaluation_periods", "evaluation_steps")
+_UNITS = (EnvironmentSteps, EnvironmentEpisodes, TrainingSteps, Time)
+
+
+@dataclass
+class Progress:
+    """What a stop condition sees after each episode and evaluation."""
+
+    episodes: int = 0
+    last_evaluation_reward: float | None = None
+    last_success_rate: float | None = None
+    evaluations: list[tuple[int, float]] = field(default_factory=list)
+
+
+class PhaseCounters:
+    """Per-phase counts of environment steps, episodes and training steps (and the run's seconds)."""
+
+    def __init__(self) -> None:
+        self.counts = {phase.name: {unit.__name__: 0 for unit in _UNITS} for phase in RunPhase}
+
+    def add(self, phase: RunPhase, steps: int = 0, episodes: int = 0, training_steps: int = 0) -> None:
+        counts = self.counts[phase.name]
+        counts["EnvironmentSteps"] += steps
+        counts["EnvironmentEpisodes"] += episodes
+        counts["TrainingSteps"] += training_steps
+
+    def get(self, phase: RunPhase, unit: type[StepMethod]) -> int:
+        return self.counts[phase.name][unit.__name__]
+
+
+def check_step_unit(value: Any, where: str, allowed: tuple[type, ...] = _UNITS) -> StepMethod:
+    if not isinstance(value, allowed):
+        raise ParameterValueError(
+            f"{where} = {value!r}: use a step unit, one of {', '.join(t.__name__ for t in allowed)}, "
+            f"for example EnvironmentSteps(1000)."
+        )
+    return value
+
+
+class GraphManager(Parameters):
+    """Holds a preset's parameters; ``run`` builds the agent and environments and runs the schedule.
+
+    The schedule fields are copied from ``schedule_params`` when the graph manager is made (as in
+    Coach), so overrides address them on the graph manager: ``-cp "improve_steps=TrainingSteps(500)"``.
+    """
+
+    def __init__(self, name: str, agent_params: AgentParameters, env_params: Any, schedule_params: ScheduleParameters,
+                 vis_params: VisualizationParameters, preset_validation_params: PresetValidationParameters) -> None:
+        self.name = name
+        self.agent_params = agent_params
+        self.env_params = env_params
+        self.schedule_params = schedule_params
+        self.visualization_parameters = vis_params
+        self.preset_validation_params = preset_validation_params
+        self.heatup_steps = schedule_params.heatup_steps
+        self.improve_steps = schedule_params.improve_steps
+        self.steps_between_evaluation_periods = schedule_params.steps_between_evaluation_periods
+        self.evaluation_steps = schedule_params.evaluation_steps
+        self.task_parameters: TaskParameters | None = None
+        self._preset_dir: Path | None = None
+        self._preset_name = "experiment"
+
+    # ---- set-up shared by every graph ---------------------------------------------------------------
+    @property
+    def graph_name(self) -> str:
+        return self.name
+
+    def _setup_outputs(self, task: TaskParameters, signal_columns: list[str], index: str) -> None:
+        self._task = task
+        self._experiment_path = os.path.abspath(task.experiment_path)
+        os.makedirs(self._experiment_path, exist_ok=True)
+        self._screen = Screen(os.path.join(self._experiment_path, "log.txt"))
+        self._csv_path = os.path.join(self._experiment_path, csv_file_name(self.graph_name, task.task_index))
+        vis = self.visualization_parameters
+        self._csv = (
+            CsvLogger(self._csv_path, index, signal_columns, vis.dump_signals_to_csv_every_x_episodes)
+            if vis.dump_csv else None
+        )
+        self._checkpoint_dir = task.checkpoint_save_dir or os.path.join(self._experiment_path, "checkpoint")
+        self._checkpoints: CheckpointWriter | None = None
+        self._last_checkpoint_time = time.time()
+        self._start_time = time.time()
+        self._wall_clock_offset = 0.0
+        self._gif_dir = os.path.join(self._experiment_path, "gifs")
+        if vis.dump_parameters_documentation:
+            self.dump_parameters(os.path.join(self._experiment_path, "parameters.yaml"))
+
+    def dump_parameters(self, path: str) -> None:
+        """Write the resolved parameter tree as YAML."""
+        tree = {
+            "graph_manager": type(self).__name__,
+            "name": self.name,
+            **{f: to_plain(getattr(self, f)) for f in SCHEDULE_FIELDS},
+            "agent_params": to_plain(self.agent_params),
+            "env_params": to_plain(self.env_params),
+            "visualization_parameters": to_plain(self.visualization_parameters),
+            "preset_validation_params": to_plain(self.preset_validation_params),
+            "task_parameters": to_plain(self.task_parameters),
+        }
+        atomic_write_text(path, yaml.safe_dump(tree, sort_keys=False, default_flow_style=False))
+
+    @property
+    def wall_clock(self) -> float:
+        return self._wall_clock_offset + time.time() - self._start_time
+
+    @property
+    def csv_path(self) -> str:
+        return self._csv_path
+
+    @property
+    def checkpoint_dir(self) -> str:
+        return self._checkpoint_dir
+
+    @property
+    def experiment_path(self) -> str:
+        return self._experiment_path
+
+    # ---- checkpoints --------------------------------------------------------------------------------
+    def _checkpoint_state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def save_checkpoint(self) -> CheckpointFiles | None:
+        """Flush the CSV, then write a checkpoint of the agent and the run's counters."""
+        if self._task.evaluate_only is not None:
+            return None
+        if self._csv is not None:
+            self._csv.flush()
+        if self._checkpoints is None:
+            self._checkpoints = CheckpointWriter(self._checkpoint_dir, self._first_checkpoint_id)
+        agent = self._agent
+        arrays: dict[str, np.ndarray] = {}
+        for name, net in agent.networks.items():
+            arrays.update({f"optimizer.{name}.{k}": v for k, v in net.optimizer.state().items()})
+        arrays.update({f"input_filter.{k}": v for k, v in agent.input_filter.state().items()})
+        arrays.update({f"pre_network_filter.{k}": v for k, v in agent.pre_network_filter.state().items()})
+        state = self._checkpoint_state()
+        state["agent"] = {
+            "counters": agent.counters(),
+            "schedules": {k: s.state() for k, s in agent.schedules().items()},
+            "rng": agent.rng.bit_generator.state,
+        }
+
+        def write_networks(prefix: str) -> None:
+            for net in agent.networks.values():
+                net.save(prefix)
+
+        files = self._checkpoints.save(
+            self._train_env_steps(), write_networks, arrays, agent.memory_state(), state
+        )
+        self._last_checkpoint_time = time.time()
+        self._screen.line(f"Checkpoint> Saving in path=['{files.prefix}']")
+        return files
+
+    def _train_env_steps(self) -> int:
+        raise NotImplementedError
+
+    def maybe_save_checkpoint(self) -> None:
+        secs = self._task.checkpoint_save_secs
+        if secs is not None and time.time() - self._last_checkpoint_time >= float(secs):
+            self.save_checkpoint()
+
+    def restore_checkpoint(self, directory: str, restore_memory: bool) -> dict[str, Any]:
+        """Load the latest checkpoint of ``directory`` into the agent; returns the saved run state."""
+        files = latest_checkpoint(directory)
+        state = read_state(files)
+        agent = self._agent
+        arrays = load_arrays(files.arrays)
+        from rlframe.errors import CheckpointError
+
+        try:
+            for name, net in agent.networks.items():
+                net.load(files.prefix)
+                prefix = f"optimizer.{name}."
+                net.optimizer.load_state({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
+            agent.input_filter.load_state({k[13:]: v for k, v in arrays.items() if k.startswith("input_filter.")})
+            agent.pre_network_filter.load_state(
+                {k[19:]: v for k, v in arrays.items() if k.startswith("pre_network_filter.")}
+            )
+            agent.load_counters(state["agent"]["counters"])
+            for key, schedule in agent.schedules().items():
+                schedule.load_state(state["agent"]["schedules"][key])
+            agent.rng.bit_generator.state = state["agent"]["rng"]
+        except (KeyError, ValueError, AssertionError, OSError) as exc:
+            raise CheckpointError(
+                f"Checkpoint {files.name} in {directory!r} does not match this preset's agent or is corrupt "
+                f"({type(exc).__name__}: {exc}). Restore it with the preset that wrote it."
+            ) from exc
+        except Exception as exc:  # MXNet raises its own MXNetError for unreadable parameter files
+            raise CheckpointError(
+                f"Checkpoint {files.name} in {directory!r} could not be loaded ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}). Restore from an earlier checkpoint."
+            ) from exc
+        if restore_memory and os.path.isfile(files.memory):
+            agent.load_memory_state(load_arrays(files.memory))
+        self._first_checkpoint_id = files.checkpoint_id + 1
+        self._screen.line(f"Checkpoint> Restored {files.name} from {directory}")
+        return state

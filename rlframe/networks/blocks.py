@@ -1,0 +1,116 @@
+"""Gluon blocks built from embedder / middleware / head parameters. Blocks compute outputs only; losses
+live with their algorithms."""
+from __future__ import annotations
+
+from typing import Any
+
+import mxnet as mx
+from mxnet import gluon
+
+from rlframe.errors import ParameterValueError, closest
+from rlframe.networks.parameters import (
+    EMBEDDER_SCHEMES,
+    MIDDLEWARE_SCHEMES,
+    Dense,
+    FCMiddlewareParameters,
+    InputEmbedderParameters,
+    NetworkParameters,
+)
+
+ACTIVATIONS: dict[str, str | None] = {
+    "relu": "relu",
+    "tanh": "tanh",
+    "sigmoid": "sigmoid",
+    "softrelu": "softrelu",
+    "softsign": "softsign",
+    "elu": "elu",
+    "selu": "selu",
+    "leaky_relu": "leaky",
+    "none": None,
+    "linear": None,
+}
+
+
+def activation_block(name: str, where: str) -> gluon.HybridBlock | None:
+    """A Gluon activation for a Coach activation name (None for 'none')."""
+    if not isinstance(name, str) or name.lower() not in ACTIVATIONS:
+        raise ParameterValueError(
+            f"{where}.activation_function = {name!r} is not a known activation.{closest(str(name), ACTIVATIONS)}"
+            f" Use one of: {', '.join(ACTIVATIONS)}."
+        )
+    kind = ACTIVATIONS[name.lower()]
+    if kind is None:
+        return None
+    if kind in ("elu", "selu", "leaky"):
+        return gluon.nn.LeakyReLU(0.01) if kind == "leaky" else (gluon.nn.ELU() if kind == "elu" else gluon.nn.SELU())
+    return gluon.nn.Activation(kind)
+
+
+def layer_sizes(scheme: Any, schemes: dict, where: str) -> list[int]:
+    """Units of each Dense layer of a scheme: a named scheme or a list of ``Dense``."""
+    if scheme in schemes:
+        return [layer.units for layer in schemes[scheme]]
+    if isinstance(scheme, (list, tuple)) and all(isinstance(layer, Dense) for layer in scheme):
+        return [int(layer.units) for layer in scheme]
+    names = ", ".join(f"{type(s).__name__}.{s.name}" for s in schemes)
+    raise ParameterValueError(f"{where}.scheme = {scheme!r} is not a scheme: use one of {names}, or a list such as [Dense(64)].")
+
+
+class MLP(gluon.HybridBlock):
+    """Observation (B, D) -> embedder layers -> middleware layers -> output layer (B, num_outputs).
+
+    With ``num_outputs=0`` there is no output layer (the middleware output is returned).
+    """
+
+    def __init__(
+        self,
+        embedder: InputEmbedderParameters,
+        middleware: FCMiddlewareParameters | None,
+        num_outputs: int,
+        output_bias: float | None = None,
+        output_weight_scale: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        where = "input_embedders_parameters['observation']"
+        self._offset = float(embedder.input_offset.get("vector", 0.0))
+        self._rescale = float(embedder.input_rescaling.get("vector", 1.0))
+        self._clip = embedder.input_clipping
+        with self.name_scope():
+            self.body = gluon.nn.HybridSequential()
+            stages = [(layer_sizes(embedder.scheme, EMBEDDER_SCHEMES, where), embedder.activation_function, where)]
+            if middleware is not None:
+                stages.append(
+                    (layer_sizes(middleware.scheme, MIDDLEWARE_SCHEMES, "middleware_parameters"),
+                     middleware.activation_function, "middleware_parameters")
+                )
+            for sizes, activation, stage_where in stages:
+                for units in sizes:
+                    self.body.add(gluon.nn.Dense(units, flatten=True))
+                    act = activation_block(activation, stage_where)
+                    if act is not None:
+                        self.body.add(act)
+            self.output = None
+            if num_outputs:
+                bias_init = mx.init.Constant(output_bias) if output_bias is not None else "zeros"
+                weight_init = mx.init.Normal(output_weight_scale) if output_weight_scale else None
+                self.output = gluon.nn.Dense(num_outputs, weight_initializer=weight_init, bias_initializer=bias_init)
+
+    def hybrid_forward(self, F: Any, x: Any) -> Any:
+        if self._offset != 0.0 or self._rescale != 1.0:
+            x = (x - self._offset) / self._rescale
+        if self._clip is not None:
+            x = F.clip(x, self._clip[0], self._clip[1])
+        x = self.body(x)
+        return self.output(x) if self.output is not None else x
+
+
+def observation_embedder(params: NetworkParameters) -> InputEmbedderParameters:
+    """The embedder of the ``'observation'`` input (rlframe's agents read one vector observation)."""
+    embedders = params.input_embedders_parameters
+    if "observation" not in embedders:
+        raise ParameterValueError(
+            "network_wrappers['main'].input_embedders_parameters has no 'observation' entry "
+            f"(it has {sorted(embedders)}); rlframe's agents embed the 'observation' input."
+        )
+    return embedders["observation"]

@@ -1,0 +1,95 @@
+"""Online and target copies of one network, its optimiser, and parameter I/O.
+
+The wrapper knows nothing about losses: ``train_step`` takes a Gluon block that computes per-sample
+losses from the online (and target) network, which is how each algorithm keeps its math in its own file.
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon, nd
+
+from rlframe.networks.optimizer import Optimizer
+from rlframe.networks.parameters import NetworkParameters
+from rlframe.outputs.atomic import atomic_path
+
+
+def atomic_save_parameters(block: gluon.Block, path: str) -> str:
+    """Save ``block``'s parameters to ``path`` through a temporary file, so ``path`` is whole or absent."""
+    with atomic_path(path) as tmp:
+        block.save_parameters(tmp)
+    return path
+
+
+class NetworkWrapper:
+    """``online`` (trained), ``target`` (a slowly updated copy, when ``create_target_network``), optimiser.
+
+    :param name: the network's name in ``network_wrappers`` ('main', ...), used in file names.
+    :param params: the network's parameters.
+    :param build: returns a fresh block given a name prefix; called once per copy.
+    :param input_size: D, the flattened observation size, to initialise the parameters.
+    """
+
+    def __init__(self, name: str, params: NetworkParameters, build: Callable[[str], gluon.HybridBlock], input_size: int) -> None:
+        self.name = name
+        self.params = params
+        self.online = build(f"{name}_online_")
+        self.online.initialize(mx.init.Xavier())
+        self.online(nd.zeros((1, input_size)))
+        self.target: gluon.HybridBlock | None = None
+        if params.create_target_network:
+            self.target = build(f"{name}_target_")
+            self.target.initialize()
+            self.target(nd.zeros((1, input_size)))
+            for p in self.target.collect_params().values():
+                p.grad_req = "null"
+            self.update_target(1.0)
+            self.target.hybridize(static_alloc=True)
+        self.online.hybridize(static_alloc=True)
+        trainable = [p for p in self.online.collect_params().values() if p.grad_req != "null"]
+        self.optimizer = Optimizer(params, trainable, f"network_wrappers[{name!r}]")
+
+    def predict(self, obs: np.ndarray) -> np.ndarray:
+        """Online outputs for ``obs`` (B, D) float32."""
+        return self.online(nd.array(obs, dtype=np.float32)).asnumpy()
+
+    def predict_target(self, obs: np.ndarray) -> np.ndarray:
+        assert self.target is not None
+        return self.target(nd.array(obs, dtype=np.float32)).asnumpy()
+
+    def train_step(self, loss_block: gluon.HybridBlock, *inputs: np.ndarray) -> tuple[float, float | None]:
+        """One gradient update minimising ``mean(loss_block(*inputs))``; returns (loss, unclipped grad norm)."""
+        arrays = [nd.array(x, dtype=np.float32) for x in inputs]
+        with autograd.record():
+            loss = loss_block(*arrays).mean()
+        loss.backward()
+        grad_norm = self.optimizer.step()
+        return float(loss.asscalar()), grad_norm
+
+    def update_target(self, rate: float) -> None:
+        """target = rate * online + (1 - rate) * target."""
+        assert self.target is not None
+        for src, dst in zip(self.online.collect_params().values(), self.target.collect_params().values()):
+            if rate >= 1.0:
+                dst.set_data(src.data())
+            else:
+                dst.set_data(rate * src.data() + (1.0 - rate) * dst.data())
+
+    def save(self, prefix: str) -> list[str]:
+        """Write ``<prefix>.<name>.online`` (and ``.target``) atomically; return the file names."""
+        files = [atomic_save_parameters(self.online, f"{prefix}.{self.name}.online")]
+        if self.target is not None:
+            files.append(atomic_save_parameters(self.target, f"{prefix}.{self.name}.target"))
+        return [os.path.basename(f) for f in files]
+
+    def load(self, prefix: str) -> None:
+        self.online.load_parameters(f"{prefix}.{self.name}.online", ignore_extra=False)
+        if self.target is not None:
+            target_file = f"{prefix}.{self.name}.target"
+            if os.path.exists(target_file):
+                self.target.load_parameters(target_file)
+            else:
+                self.update_target(1.0)

@@ -1,0 +1,87 @@
+"""The Coach-compatible agent CSV (coach.md section 3.2).
+
+Columns: the index (``Episode #`` for online RL, ``Epoch`` for batch RL), Coach's fixed columns in order,
+then ``<signal>/Mean|Stdev|Max|Min`` for each signal of the agent. Missing values are written empty
+(pandas reads them as NaN).
+
+Rows are well defined (unlike Coach's, which could overwrite or shift): one row per finished heatup or
+training episode, and one row per evaluation phase whose ``Episode #`` is the number of episodes finished
+before it and whose training columns are empty.
+
+The file is rewritten atomically on every flush (every ``dump_signals_to_csv_every_x_episodes`` rows, at
+every checkpoint and at the end), so a killed run leaves a whole CSV behind. On resume the rows after the
+checkpoint are dropped, so no episode row is duplicated or missing.
+"""
+from __future__ import annotations
+
+import io
+import os
+from typing import Any, Iterable
+
+import pandas as pd
+
+from rlframe.errors import CheckpointError
+from rlframe.outputs.atomic import atomic_write_text
+
+FIXED_COLUMNS = (
+    "Training Iter", "Episode #", "Epoch", "In Heatup", "ER #Transitions", "ER #Episodes", "Episode Length",
+    "Total steps", "Epsilon", "Shaped Training Reward", "Training Reward", "Update Target Network",
+    "Wall-Clock Time", "Evaluation Reward", "Shaped Evaluation Reward", "Success Rate",
+    "Inverse Propensity Score", "Direct Method Reward", "Doubly Robust", "Weighted Importance Sampling",
+    "Sequential Doubly Robust",
+)
+
+
+def csv_file_name(graph_name: str, task_index: int = 0) -> str:
+    """``worker_0.simple_rl_graph.main_level.main_level.agent_0.csv`` and its batch-RL twin."""
+    return f"worker_{task_index}.{graph_name}.main_level.main_level.agent_0.csv"
+
+
+class CsvLogger:
+    """Collects rows and keeps ``path`` an atomically written CSV of all of them.
+
+    :param path: the CSV file.
+    :param index: the index column name (``Episode #`` or ``Epoch``).
+    :param signal_columns: the ``<signal>/<stat>`` columns, in order.
+    :param flush_every: rows between automatic flushes.
+    """
+
+    def __init__(self, path: str, index: str, signal_columns: Iterable[str], flush_every: int) -> None:
+        self.path = path
+        self.index = index
+        self.columns = [index] + [c for c in FIXED_COLUMNS if c != index] + list(signal_columns)
+        self.flush_every = max(1, int(flush_every))
+        self._lines: list[str] = []
+        self._pending = 0
+
+    def resume(self, last_index: int) -> None:
+        """Keep the rows of an existing file up to ``last_index`` (inclusive); drop the rest."""
+        if not os.path.exists(self.path):
+            return
+        try:
+            existing = pd.read_csv(self.path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"Cannot resume the CSV {self.path}: it is not readable ({exc}). Move it away to start a new one.") from exc
+        if list(existing.columns) != self.columns:
+            raise CheckpointError(
+                f"Cannot resume the CSV {self.path}: its columns differ from this run's (was it written by another "
+                "preset?). Pass --experiment-path to write to a new directory."
+            )
+        kept = existing[existing[self.index] <= last_index]
+        self._lines = [kept.to_csv(index=False, header=False)] if len(kept) else []
+        self.flush()
+
+    def add_row(self, values: dict[str, Any]) -> None:
+        unknown = set(values) - set(self.columns)
+        assert not unknown, f"CSV row has columns that are not in the header: {unknown}"
+        frame = pd.DataFrame([[values.get(c, float("nan")) for c in self.columns]], columns=self.columns)
+        self._lines.append(frame.to_csv(index=False, header=False))
+        self._pending += 1
+        if self._pending >= self.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        header = io.StringIO()
+        pd.DataFrame(columns=self.columns).to_csv(header, index=False)
+        atomic_write_text(self.path, header.getvalue() + "".join(self._lines))
+        self._pending = 0

@@ -1,0 +1,309 @@
+"""Changing a preset from the command line, safely.
+
+Three spellings, all resolved against the preset's graph manager and checked before the run starts:
+
+- Coach's ``-cp "heatup_steps=EnvironmentSteps(1000);agent_params.algorithm.discount=0.9"``;
+- SageMaker's ``--rl.agent_params.network_wrappers.main.learning_rate 0.001`` and
+  ``--rl.improve_steps:EnvironmentSteps 100000`` (``:Type`` wraps the value in a step unit);
+- the SageMaker notebooks' shortcut names (``--discount 0.995``, ``--training_freq_env_steps 75000``, ...),
+  from the shortcut set the preset selects (``HYPERPARAMETER_SHORTCUTS = "mountain_car"``), and the same
+  names in a YAML file (``--hyperparameters file.yaml``).
+
+Values are parsed with :mod:`ast`, never executed: numbers, strings, booleans (``true``/``True``/``1``),
+lists, tuples, dicts, and calls of an allow-list of constructors (step units, schedules, ``Dense``) and
+enum members (``MemoryGranularity.Transitions``). A path segment starting with ``__`` is refused. An
+unknown name fails with the closest valid names; a value of the wrong type fails saying what is expected.
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from rlframe.core_types import STEP_UNITS, EnvironmentEpisodes, EnvironmentSteps, StepMethod, TrainingSteps
+from rlframe.errors import ParameterValueError, UnknownParameterError, closest
+from rlframe.memories.memory import MemoryGranularity
+from rlframe.networks.parameters import Dense
+from rlframe.parameters import EmbedderScheme, MiddlewareScheme, Parameters
+from rlframe.schedules import ConstantSchedule, ExponentialSchedule, LinearSchedule, PieceWiseSchedule, Schedule
+
+CONSTRUCTORS: dict[str, Any] = {
+    **STEP_UNITS,
+    "ConstantSchedule": ConstantSchedule,
+    "LinearSchedule": LinearSchedule,
+    "ExponentialSchedule": ExponentialSchedule,
+    "PieceWiseSchedule": PieceWiseSchedule,
+    "Dense": Dense,
+}
+ENUMS: dict[str, type[Enum]] = {
+    "MemoryGranularity": MemoryGranularity,
+    "EmbedderScheme": EmbedderScheme,
+    "MiddlewareScheme": MiddlewareScheme,
+}
+
+
+# ---- values -------------------------------------------------------------------------------------------
+def _evaluate(node: ast.AST, text: str) -> Any:
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, (ast.List, ast.Tuple)):
+        items = [_evaluate(e, text) for e in node.elts]
+        return items if isinstance(node, ast.List) else tuple(items)
+    if isinstance(node, ast.Dict):
+        return {_evaluate(k, text): _evaluate(v, text) for k, v in zip(node.keys, node.values)}  # type: ignore[arg-type]
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        value = _evaluate(node.operand, text)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, ast.Name) and node.id in ("True", "False", "None", "true", "false"):
+        return {"True": True, "False": False, "None": None, "true": True, "false": False}[node.id]
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in ENUMS:
+        enum = ENUMS[node.value.id]
+        if node.attr in enum.__members__:
+            return enum[node.attr]
+        raise ParameterValueError(f"{node.value.id}.{node.attr} does not exist; members: {', '.join(enum.__members__)}.")
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in CONSTRUCTORS:
+        args = [_evaluate(a, text) for a in node.args]
+        kwargs = {k.arg: _evaluate(k.value, text) for k in node.keywords if k.arg}
+        try:
+            return CONSTRUCTORS[node.func.id](*args, **kwargs)
+        except (TypeError, ValueError) as exc:
+            raise ParameterValueError(f"{text!r}: {exc}") from exc
+    name = node.func.id if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) else ast.unparse(node)
+    raise ParameterValueError(
+        f"{text!r}: {name!r} is not allowed in a value. Use numbers, strings, True/False, lists, or one of "
+        f"{', '.join(CONSTRUCTORS)}, {', '.join(e + '.<member>' for e in ENUMS)}."
+    )
+
+
+def parse_value(text: Any) -> Any:
+    """A value from a command-line or YAML string; a string that is no Python literal stays a string."""
+    if not isinstance(text, str):
+        return text
+    stripped = text.strip()
+    try:
+        tree = ast.parse(stripped, mode="eval")
+    except SyntaxError:
+        return text
+    if isinstance(tree.body, ast.Name) and tree.body.id not in ("True", "False", "None", "true", "false"):
+        return text
+    return _evaluate(tree.body, stripped)
+
+
+def coerce(value: Any, current: Any, where: str) -> Any:
+    """``value`` converted to the type of ``current`` (the preset's value), or a ParameterValueError."""
+    def wrong(expected: str) -> ParameterValueError:
+        return ParameterValueError(f"{where} expects {expected}, got {value!r} ({type(value).__name__}).")
+
+    if current is None or value is None:
+        return value
+    if isinstance(current, bool):
+        if isinstance(value, bool):
+            return value
+        if value in (0, 1) or (isinstance(value, str) and value.lower() in ("true", "false", "0", "1")):
+            return str(value).lower() in ("true", "1")
+        raise wrong("a boolean (true/false/1/0)")
+    if isinstance(current, int) and not isinstance(current, bool):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise wrong("an integer")
+    if isinstance(current, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise wrong("a number")
+    if isinstance(current, StepMethod):
+        if isinstance(value, StepMethod):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return type(current)(value)
+        raise wrong(f"a step count such as {type(current).__name__}(1000)")
+    if isinstance(current, Schedule):
+        if isinstance(value, Schedule):
+            return value
+        raise wrong("a schedule such as LinearSchedule(1.0, 0.01, 10000)")
+    if isinstance(current, str):
+        if isinstance(value, str):
+            return value
+        raise wrong("a string")
+    if isinstance(current, (list, tuple)) and isinstance(value, (list, tuple)):
+        return type(current)(value) if isinstance(current, tuple) else list(value)
+    if isinstance(value, type(current)):
+        return value
+    raise wrong(f"a {type(current).__name__}")
+
+
+# ---- paths --------------------------------------------------------------------------------------------
+def _check_segment(segment: Any, path: str) -> None:
+    if isinstance(segment, str) and segment.startswith("__"):
+        raise ParameterValueError(f"Refusing to set {path!r}: path segments starting with '__' are not allowed.")
+
+
+def _child(obj: Any, segment: Any, path: str) -> Any:
+    _check_segment(segment, path)
+    if isinstance(obj, dict):
+        if segment not in obj:
+            raise UnknownParameterError(
+                f"{path}: {segment!r} is not a key here.{closest(str(segment), [str(k) for k in obj])} Keys: {', '.join(map(str, obj))}."
+            )
+        return obj[segment]
+    if isinstance(obj, Parameters):
+        if not isinstance(segment, str) or segment not in obj.parameter_names():
+            names = obj.parameter_names()
+            raise UnknownParameterError(
+                f"{path}: {type(obj).__name__} has no parameter {segment!r}.{closest(str(segment), names)}"
+                f" Valid parameters: {', '.join(names)}."
+            )
+        return getattr(obj, segment)
+    raise UnknownParameterError(f"{path}: cannot look up {segment!r} in a {type(obj).__name__} value.")
+
+
+def assign(root: Parameters, segments: list[Any], value: Any, path: str) -> None:
+    """Set ``root.<segments...> = value`` after checking every segment and the value's type."""
+    parent: Any = root
+    for segment in segments[:-1]:
+        parent = _child(parent, segment, path)
+    last = segments[-1]
+    current = _child(parent, last, path)
+    converted = coerce(value, current, path)
+    if isinstance(parent, dict):
+        parent[last] = converted
+    else:
+        setattr(parent, last, converted)
+
+
+def coach_path_segments(key: str) -> list[Any]:
+    """``agent_params.network_wrappers['main'].learning_rate`` -> ['agent_params', 'network_wrappers', 'main', 'learning_rate']."""
+    try:
+        node = ast.parse(key.strip(), mode="eval").body
+    except SyntaxError as exc:
+        raise ParameterValueError(f"-cp key {key!r} is not a parameter path such as agent_params.algorithm.discount.") from exc
+    segments: list[Any] = []
+    while True:
+        if isinstance(node, ast.Attribute):
+            segments.append(node.attr)
+            node = node.value
+        elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+            segments.append(node.slice.value)
+            node = node.value
+        elif isinstance(node, ast.Name):
+            segments.append(node.id)
+            break
+        else:
+            raise ParameterValueError(f"-cp key {key!r} is not a parameter path such as agent_params.algorithm.discount.")
+    segments.reverse()
+    if segments and segments[0] == "graph_manager":
+        segments = segments[1:]
+    return segments
+
+
+def apply_custom_parameters(graph_manager: Parameters, text: str) -> None:
+    """Apply Coach's ``-cp "key=value;key=value"``."""
+    for item in filter(None, (part.strip() for part in text.split(";"))):
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ParameterValueError(f"-cp entry {item!r} has no '='; write key=value, e.g. agent_params.algorithm.discount=0.9.")
+        segments = coach_path_segments(key)
+        for segment in segments:
+            _check_segment(segment, key.strip())
+        assign(graph_manager, segments, parse_value(raw), key.strip())
+
+
+# ---- SageMaker hyperparameters ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Shortcut:
+    path: str
+    unit: str | None = None
+
+
+COMMON_SHORTCUTS = {
+    "discount": Shortcut("agent_params.algorithm.discount"),
+    "evaluation_episodes": Shortcut("evaluation_steps", "EnvironmentEpisodes"),
+}
+SHORTCUT_SETS: dict[str, dict[str, Shortcut]] = {
+    "mountain_car": {
+        **COMMON_SHORTCUTS,
+        "improve_steps": Shortcut("improve_steps", "EnvironmentSteps"),
+        "evaluation_freq_env_steps": Shortcut("steps_between_evaluation_periods", "EnvironmentSteps"),
+        "gae_lambda": Shortcut("agent_params.algorithm.gae_lambda"),
+        "training_freq_env_steps": Shortcut("agent_params.algorithm.num_consecutive_playing_steps", "EnvironmentSteps"),
+        "training_learning_rate": Shortcut("agent_params.network_wrappers.main.learning_rate"),
+        "training_batch_size": Shortcut("agent_params.network_wrappers.main.batch_size"),
+        "training_epochs": Shortcut("agent_params.algorithm.optimization_epochs"),
+    },
+    "cartpole": {**COMMON_SHORTCUTS, "improve_steps": Shortcut("improve_steps", "TrainingSteps")},
+    "batch": {**COMMON_SHORTCUTS, "improve_steps": Shortcut("improve_steps", "TrainingSteps")},
+}
+# ``training_freq_env_steps`` also sets these (the Mountain Car launcher's ties).
+TIED_TO_TRAINING_FREQ = (
+    "agent_params.algorithm.num_steps_between_copying_online_weights_to_target",
+    "steps_between_evaluation_periods",
+)
+RECORDED = ("save_model",)
+
+
+@dataclass
+class Hyperparameters:
+    """Hyperparameters applied to a graph manager, and those only recorded for later stages."""
+
+    applied: dict[str, Any] = field(default_factory=dict)
+    recorded: dict[str, Any] = field(default_factory=dict)
+
+
+def _rl_path(name: str) -> tuple[list[str], str | None]:
+    path, _, unit = name[3:].partition(":")
+    if unit and unit not in STEP_UNITS:
+        raise ParameterValueError(
+            f"Hyperparameter {name!r}: unknown type {unit!r}.{closest(unit, STEP_UNITS)} Use one of {', '.join(STEP_UNITS)}."
+        )
+    segments = path.split(".")
+    for segment in segments:
+        _check_segment(segment, name)
+        if not segment:
+            raise ParameterValueError(f"Hyperparameter {name!r} has an empty path segment.")
+    return segments, unit or None
+
+
+def _wrap(value: Any, unit: str | None, name: str) -> Any:
+    if unit is None:
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ParameterValueError(f"Hyperparameter {name!r} expects a number of {unit}, got {value!r}.")
+    return STEP_UNITS[unit](value)
+
+
+def apply_hyperparameters(graph_manager: Parameters, values: dict[str, Any], shortcut_set: str) -> Hyperparameters:
+    """Apply SageMaker-style hyperparameters (``rl.<path>[:Type]`` or the preset's shortcut names)."""
+    if shortcut_set not in SHORTCUT_SETS:
+        raise ParameterValueError(f"Unknown shortcut set {shortcut_set!r}; use one of {', '.join(SHORTCUT_SETS)}.")
+    shortcuts = SHORTCUT_SETS[shortcut_set]
+    result = Hyperparameters()
+    tied_value = None
+    for name, raw in values.items():
+        if name.startswith("sagemaker_"):
+            continue
+        value = parse_value(raw)
+        if name in RECORDED:
+            result.recorded[name] = value
+            continue
+        if name.startswith("rl."):
+            segments, unit = _rl_path(name)
+        elif name in shortcuts:
+            shortcut = shortcuts[name]
+            segments, unit = shortcut.path.split("."), shortcut.unit
+            if name == "training_freq_env_steps":
+                tied_value = value
+        else:
+            options = list(shortcuts) + list(RECORDED)
+            raise UnknownParameterError(
+                f"Unknown hyperparameter {name!r}.{closest(name, options)} This preset's shortcuts "
+                f"({shortcut_set}): {', '.join(options)}; or write rl.<path>[:Type], e.g. rl.agent_params.algorithm.discount."
+            )
+        assign(graph_manager, segments, _wrap(value, unit, name), name)
+        result.applied[name] = value
+    if tied_value is not None:
+        for path in TIED_TO_TRAINING_FREQ:
+            assign(graph_manager, path.split("."), _wrap(tied_value, "EnvironmentSteps", "training_freq_env_steps"), path)
+    return result

@@ -1,0 +1,337 @@
+"""The strict parameter base class and the generic parameter objects of a preset.
+
+A preset builds a tree of :class:`Parameters` objects. Every attribute is created (with its default) in
+``__init__``; once the outermost constructor returns the object is locked, and assigning a name that does
+not exist raises :class:`~rlframe.errors.UnknownParameterError` naming the closest valid names. That is how a
+typo in a preset (``agent_params.algorithm.dicount = 0.9``) fails instead of being silently ignored.
+
+Algorithm-, network-, memory- and exploration-specific parameters live beside the code that uses them
+(``agents/``, ``networks/``, ``memories/``, ``exploration/``); this module holds the base class and the
+parameters every run shares: :class:`AgentParameters`, :class:`AlgorithmParameters`,
+:class:`VisualizationParameters`, :class:`PresetValidationParameters` and :class:`TaskParameters`.
+"""
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, Iterator
+
+from rlframe.core_types import EnvironmentSteps, RunPhase, StepMethod, TrainingSteps
+from rlframe.errors import UnknownParameterError, closest
+
+
+class _LockAfterInit(type):
+    """Metaclass that locks a parameters object once its outermost ``__init__`` has returned."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        obj = super().__call__(*args, **kwargs)
+        object.__setattr__(obj, "_locked", True)
+        return obj
+
+
+class Parameters(metaclass=_LockAfterInit):
+    """Base of every parameter object: a locked attribute tree that refuses unknown names."""
+
+    _locked = False
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self._locked and not name.startswith("_") and name not in self.__dict__ and not hasattr(type(self), name):
+            raise UnknownParameterError(self._unknown_message(name))
+        object.__setattr__(self, name, value)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup failed.
+        if name.startswith("__") or name == "_locked":
+            raise AttributeError(name)
+        raise UnknownParameterError(self._unknown_message(name))
+
+    def _unknown_message(self, name: str) -> str:
+        return (
+            f"{type(self).__name__} has no parameter {name!r}.{closest(name, self.parameter_names())}"
+            f" Valid parameters: {', '.join(self.parameter_names())}."
+        )
+
+    def parameter_names(self) -> list[str]:
+        """The public parameter names of this object, in creation order."""
+        names = [k for k in self.__dict__ if not k.startswith("_")]
+        names += [
+            k for k in dir(type(self))
+            if not k.startswith("_") and isinstance(getattr(type(self), k, None), property) and k not in names
+        ]
+        return names
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        for name in self.parameter_names():
+            yield name, getattr(self, name)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self.items())
+        return f"{type(self).__name__}({inner})"
+
+
+def to_plain(value: Any) -> Any:
+    """Turn a parameter tree into plain YAML-able data (dicts, lists, strings, numbers)."""
+    if isinstance(value, Parameters):
+        out: dict[str, Any] = {"__class__": type(value).__name__}
+        for name, item in value.items():
+            out[name] = to_plain(item)
+        return out
+    if isinstance(value, StepMethod):
+        return repr(value)
+    if isinstance(value, Enum):
+        return f"{type(value).__name__}.{value.name}"
+    if isinstance(value, dict):
+        return {(k.__name__ if isinstance(k, type) else str(k)): to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    if isinstance(value, type):
+        return value.__name__
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
+
+
+class AlgorithmParameters(Parameters):
+    """What every algorithm shares (Coach's ``AlgorithmParameters`` defaults).
+
+    :param num_consecutive_playing_steps: environment steps (or episodes) played between training phases.
+    :param num_consecutive_training_steps: gradient updates in each training phase.
+    :param heatup_using_network_decisions: act with the network during heatup instead of uniformly at random.
+    :param discount: reward discount factor gamma.
+    :param apply_gradients_every_x_episodes: kept for Coach compatibility; unused by rlframe's agents.
+    :param num_steps_between_copying_online_weights_to_target: target-network update period, in
+        ``EnvironmentSteps`` (agent decisions) or ``TrainingSteps`` (gradient updates); 0 never copies.
+    :param rate_for_copying_weights_to_target: 1.0 copies; below 1 mixes (Polyak averaging).
+    :param load_memory_from_file_path: a dataset to fill the memory from (batch RL).
+    :param store_transitions_only_when_episodes_are_terminated: kept for Coach compatibility.
+    :param n_step: kept for Coach compatibility (-1 = full Monte-Carlo returns).
+    :param distributed_coach_synchronization_type: kept for Coach compatibility.
+    :param act_for_full_episodes: only train once the episodes being played have ended.
+    :param override_episode_rewards_with_the_last_transition_reward: kept for Coach compatibility.
+    :param update_pre_network_filters_state_on_train: update pre-network filter statistics on training batches.
+    :param update_pre_network_filters_state_on_inference: update them on the observations the agent acts on.
+    """
+
+    def __init__(self) -> None:
+        self.num_consecutive_playing_steps: StepMethod = EnvironmentSteps(1)
+        self.num_consecutive_training_steps = 1
+        self.heatup_using_network_decisions = False
+        self.discount = 0.99
+        self.apply_gradients_every_x_episodes = 5
+        self.num_steps_between_copying_online_weights_to_target: StepMethod = TrainingSteps(0)
+        self.rate_for_copying_weights_to_target = 1.0
+        self.load_memory_from_file_path: Any = None
+        self.store_transitions_only_when_episodes_are_terminated = False
+        self.n_step = -1
+        self.distributed_coach_synchronization_type: Any = None
+        self.act_for_full_episodes = False
+        self.override_episode_rewards_with_the_last_transition_reward = False
+        self.update_pre_network_filters_state_on_train = False
+        self.update_pre_network_filters_state_on_inference = True
+
+
+class DistributedCoachSynchronizationType(Enum):
+    """Accepted for Coach compatibility; rlframe runs one process."""
+
+    SYNC = "sync"
+    ASYNC = "async"
+
+
+class EmbedderScheme(Enum):
+    """Named embedder layer lists (coach.md section 1.7)."""
+
+    Empty = "Empty"
+    Shallow = "Shallow"
+    Medium = "Medium"
+    Deep = "Deep"
+
+
+class MiddlewareScheme(Enum):
+    """Named middleware layer lists (coach.md section 1.7)."""
+
+    Empty = "Empty"
+    Shallow = "Shallow"
+    Medium = "Medium"
+    Deep = "Deep"
+
+
+class Frameworks(Enum):
+    """Accepted for Coach compatibility; rlframe always uses MXNet Gluon."""
+
+    tensorflow = "TensorFlow"
+    mxnet = "MXNet"
+
+
+class VisualizationParameters(Parameters):
+    """What a run shows and writes.
+
+    :param print_networks_summary: print the networks when they are built.
+    :param dump_csv: write the agent CSV.
+    :param dump_signals_to_csv_every_x_episodes: flush the CSV every this many episodes (also at every
+        checkpoint and at the end of the run).
+    :param dump_gifs: write GIFs of the episodes the ``video_dump_filters`` select.
+    :param dump_mp4: accepted for Coach compatibility; rlframe writes GIFs only.
+    :param video_dump_methods: Coach's older name for ``video_dump_filters``.
+    :param video_dump_filters: dump filters that must all agree for an episode to be recorded; the default is
+        ``[SelectedPhaseOnlyDumpFilter(RunPhase.TEST), MaxDumpFilter()]``.
+    :param dump_in_episode_signals: accepted for Coach compatibility; not written.
+    :param dump_parameters_documentation: write the resolved parameters as YAML in the experiment directory.
+    :param render: accepted for Coach compatibility; rlframe never opens a window.
+    :param native_rendering: accepted for Coach compatibility.
+    :param max_fps_for_human_control: accepted for Coach compatibility.
+    :param tensorboard: accepted for Coach compatibility.
+    :param add_rendered_image_to_env_response: accepted for Coach compatibility.
+    """
+
+    def __init__(
+        self,
+        print_networks_summary: bool = False,
+        dump_csv: bool = True,
+        dump_signals_to_csv_every_x_episodes: int = 5,
+        dump_gifs: bool = False,
+        dump_mp4: bool = False,
+        video_dump_methods: list | None = None,
+        dump_in_episode_signals: bool = False,
+        dump_parameters_documentation: bool = True,
+        render: bool = False,
+        native_rendering: bool = False,
+        max_fps_for_human_control: int = 10,
+        tensorboard: bool = False,
+        add_rendered_image_to_env_response: bool = False,
+    ) -> None:
+        from rlframe.outputs.video_dump_filters import MaxDumpFilter, SelectedPhaseOnlyDumpFilter
+
+        self.print_networks_summary = print_networks_summary
+        self.dump_csv = dump_csv
+        self.dump_signals_to_csv_every_x_episodes = dump_signals_to_csv_every_x_episodes
+        self.dump_gifs = dump_gifs
+        self.dump_mp4 = dump_mp4
+        self.video_dump_methods = video_dump_methods
+        self.video_dump_filters = (
+            list(video_dump_methods)
+            if video_dump_methods is not None
+            else [SelectedPhaseOnlyDumpFilter(RunPhase.TEST), MaxDumpFilter()]
+        )
+        self.dump_in_episode_signals = dump_in_episode_signals
+        self.dump_parameters_documentation = dump_parameters_documentation
+        self.render = render
+        self.native_rendering = native_rendering
+        self.max_fps_for_human_control = max_fps_for_human_control
+        self.tensorboard = tensorboard
+        self.add_rendered_image_to_env_response = add_rendered_image_to_env_response
+
+
+class PresetValidationParameters(Parameters):
+    """The golden test a preset declares: reach ``min_reward_threshold`` within ``max_episodes_to_achieve_reward``.
+
+    ``rlframe-validate`` reads these. The remaining fields are accepted for Coach compatibility.
+    """
+
+    def __init__(
+        self,
+        test: bool = False,
+        min_reward_threshold: float = 0,
+        max_episodes_to_achieve_reward: int = 1,
+        num_workers: int = 1,
+        reward_test_level: str | None = None,
+        test_using_a_trace_test: bool = True,
+        trace_test_levels: list | None = None,
+        trace_max_env_steps: int = 5000,
+        read_csv_tries: int = 200,
+    ) -> None:
+        self.test = test
+        self.min_reward_threshold = min_reward_threshold
+        self.max_episodes_to_achieve_reward = max_episodes_to_achieve_reward
+        self.num_workers = num_workers
+        self.reward_test_level = reward_test_level
+        self.test_using_a_trace_test = test_using_a_trace_test
+        self.trace_test_levels = trace_test_levels
+        self.trace_max_env_steps = trace_max_env_steps
+        self.read_csv_tries = read_csv_tries
+
+
+class TaskParameters(Parameters):
+    """How one run is executed: where it writes, its seed, checkpoint cadence and restore source.
+
+    :param framework_type: accepted for Coach compatibility (always MXNet).
+    :param evaluate_only: when not None, only evaluate for this many environment steps (0 = one episode).
+    :param use_cpu: accepted for Coach compatibility (rlframe runs on the CPU).
+    :param experiment_path: the experiment directory (CSV, GIFs, parameters, checkpoints).
+    :param seed: the seed of every random generator of the run; None draws one.
+    :param checkpoint_save_secs: seconds between checkpoints; a final checkpoint is always written.
+    :param checkpoint_restore_dir: a checkpoint directory to restore from (its ``.coach_checkpoint``).
+    :param checkpoint_restore_path: Coach's newer name for the same thing.
+    :param checkpoint_save_dir: where checkpoints go (default ``<experiment_path>/checkpoint``).
+    :param restore_memory: also restore the replay memory saved with the checkpoint (resuming).
+    :param export_onnx_graph: accepted for Coach compatibility.
+    :param apply_stop_condition: stop once an evaluation's success rate reaches the target success rate.
+    :param num_gpu: accepted for Coach compatibility.
+    """
+
+    def __init__(
+        self,
+        framework_type: Frameworks = Frameworks.mxnet,
+        evaluate_only: int | None = None,
+        use_cpu: bool = True,
+        experiment_path: str = "./experiments",
+        seed: int | None = None,
+        checkpoint_save_secs: float | None = None,
+        checkpoint_restore_dir: str | None = None,
+        checkpoint_restore_path: str | None = None,
+        checkpoint_save_dir: str | None = None,
+        restore_memory: bool = True,
+        export_onnx_graph: bool = False,
+        apply_stop_condition: bool = False,
+        num_gpu: int = 1,
+    ) -> None:
+        self.framework_type = framework_type
+        self.evaluate_only = evaluate_only
+        self.use_cpu = use_cpu
+        self.experiment_path = experiment_path
+        self.seed = seed
+        self.checkpoint_save_secs = checkpoint_save_secs
+        self.checkpoint_restore_dir = checkpoint_restore_dir
+        self.checkpoint_restore_path = checkpoint_restore_path
+        self.checkpoint_save_dir = checkpoint_save_dir
+        self.restore_memory = restore_memory
+        self.export_onnx_graph = export_onnx_graph
+        self.apply_stop_condition = apply_stop_condition
+        self.num_gpu = num_gpu
+        self.task_index = 0
+
+
+class AgentParameters(Parameters):
+    """One agent: its algorithm, exploration, memory, networks and filters.
+
+    :param algorithm: an ``AlgorithmParameters`` subclass; it names the agent class that runs it.
+    :param exploration: exploration parameters, or a dict ``{ActionSpaceClass: ExplorationParameters}``.
+    :param memory: memory parameters.
+    :param networks: dict name -> ``NetworkParameters``; ``'main'`` always exists.
+    :param visualization: per-agent visualization parameters (the graph manager's take precedence).
+    """
+
+    def __init__(
+        self,
+        algorithm: AlgorithmParameters,
+        exploration: Any,
+        memory: Any,
+        networks: dict,
+        visualization: VisualizationParameters | None = None,
+    ) -> None:
+        from rlframe.filters.filter import NoInputFilter
+
+        self.visualization = visualization if visualization is not None else VisualizationParameters()
+        self.algorithm = algorithm
+        self.exploration = exploration
+        self.memory = memory
+        self.network_wrappers = networks
+        self.input_filter: Any = None
+        self.output_filter: Any = None
+        self.pre_network_filter: Any = NoInputFilter()
+        self.name = "agent"
+        self.is_batch_rl_training = False
+        self.task_parameters: TaskParameters | None = None
+
+    @property
+    def agent_class(self) -> type:
+        """The agent class that runs these parameters (declared by each algorithm's parameters)."""
+        raise NotImplementedError

@@ -1,0 +1,106 @@
+"""Finding and importing presets.
+
+``--preset NAME`` searches, in order, the current directory, each folder of ``RLFRAME_PRESET_PATH``
+(``os.pathsep``-separated) and the shipped ``presets/``; names match case-insensitively, with or without
+``.py``. ``--preset path/to/file.py`` and ``file.py:variable`` (default variable ``graph_manager``) work
+too. Coach presets' ``rl_coach.*`` imports are answered by rlframe (see :mod:`rlframe.coach_compat`).
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from rlframe import coach_compat
+from rlframe.errors import PresetError, RlframeError, closest
+from rlframe.graph_managers.graph_manager import GraphManager
+from rlframe.shipped import shipped_dir
+
+PRESET_PATH_VARIABLE = "RLFRAME_PRESET_PATH"
+
+
+def search_dirs() -> list[Path]:
+    dirs = [Path.cwd()]
+    dirs += [Path(p) for p in os.environ.get(PRESET_PATH_VARIABLE, "").split(os.pathsep) if p]
+    dirs.append(shipped_dir("presets"))
+    return dirs
+
+
+def available_presets() -> list[str]:
+    """Names of the presets found in the search folders (shipped ones included)."""
+    names: list[str] = []
+    for directory in search_dirs():
+        if directory.is_dir():
+            for path in sorted(directory.glob("*.py")):
+                if path.stem != "__init__" and path.stem not in names and _looks_like_preset(path):
+                    names.append(path.stem)
+    return names
+
+
+def _looks_like_preset(path: Path) -> bool:
+    try:
+        return "graph_manager" in path.read_text(encoding="utf-8", errors="ignore")
+    except OSError:
+        return False
+
+
+def find_preset(spec: str) -> tuple[Path, str]:
+    """Resolve ``NAME``, ``path.py`` or ``path.py:variable`` to (file, variable)."""
+    file_part, variable = spec, "graph_manager"
+    if ":" in spec and not os.path.exists(spec):
+        file_part, _, variable = spec.rpartition(":")
+    candidate = Path(file_part).expanduser()
+    if candidate.suffix == ".py" or os.sep in file_part or "/" in file_part:
+        path = candidate if candidate.suffix == ".py" else candidate.with_suffix(".py")
+        if path.is_file():
+            return path.resolve(), variable
+        raise PresetError(f"Preset file {str(path)!r} does not exist. Check the path, or pass a preset name: {', '.join(available_presets())}.")
+    wanted = file_part[:-3] if file_part.lower().endswith(".py") else file_part
+    for directory in search_dirs():
+        if not directory.is_dir():
+            continue
+        for path in directory.glob("*.py"):
+            if path.stem.lower() == wanted.lower():
+                return path.resolve(), variable
+    names = available_presets()
+    raise PresetError(
+        f"Unknown preset {spec!r}.{closest(wanted, names)} Available presets: {', '.join(names)}. "
+        f"Presets are looked up in the current directory, ${PRESET_PATH_VARIABLE} and the shipped presets/."
+    )
+
+
+def load_preset(spec: str) -> GraphManager:
+    """Import the preset and return its graph manager (a fresh import every call)."""
+    path, variable = find_preset(spec)
+    coach_compat.install()
+    module_name = f"rlframe_preset_{path.stem.replace('-', '_')}"
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    assert module_spec is not None and module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    sys.path.insert(0, str(path.parent))
+    try:
+        module_spec.loader.exec_module(module)
+    except RlframeError as exc:
+        raise PresetError(f"Preset {path} is invalid: {exc}") from exc
+    except Exception as exc:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
+        where = f"{path}, line {frames[-1].lineno}" if frames else str(path)
+        raise PresetError(
+            f"Preset {where} raised {type(exc).__name__}: {exc}. Fix the preset (it must run as plain Python)."
+        ) from exc
+    finally:
+        sys.path.remove(str(path.parent))
+    graph_manager = getattr(module, variable, None)
+    if graph_manager is None:
+        raise PresetError(
+            f"Preset {path} defines no {variable!r}. A preset must end with "
+            f"'{variable} = BasicRLGraphManager(agent_params=..., env_params=..., schedule_params=...)'."
+        )
+    if not isinstance(graph_manager, GraphManager):
+        raise PresetError(f"Preset {path}: {variable!r} is a {type(graph_manager).__name__}, not a graph manager.")
+    graph_manager._preset_dir = path.parent
+    graph_manager._preset_name = path.stem
+    graph_manager._shortcuts = getattr(module, "HYPERPARAMETER_SHORTCUTS", None)
+    return graph_manager

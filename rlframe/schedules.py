@@ -1,0 +1,91 @@
+"""Value schedules (epsilon, clipping decay, ...): a value as a function of how often ``step()`` was called.
+
+Each schedule keeps the number of steps taken, so its state is one integer that checkpoints save and
+restore (:meth:`Schedule.state` / :meth:`Schedule.load_state`).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from rlframe.core_types import StepMethod
+from rlframe.parameters import Parameters
+
+
+class Schedule(Parameters):
+    """Base: ``current_value`` after ``steps_taken`` calls of :meth:`step`."""
+
+    def __init__(self, initial_value: float) -> None:
+        self.initial_value = initial_value
+        self._steps_taken = 0
+
+    def value_at(self, step: int) -> float:
+        raise NotImplementedError
+
+    @property
+    def current_value(self) -> float:
+        return self.value_at(self._steps_taken)
+
+    def step(self, count: int = 1) -> None:
+        self._steps_taken += count
+
+    def state(self) -> int:
+        return self._steps_taken
+
+    def load_state(self, steps_taken: int) -> None:
+        self._steps_taken = int(steps_taken)
+
+
+class ConstantSchedule(Schedule):
+    """Always ``initial_value``."""
+
+    def value_at(self, step: int) -> float:
+        return self.initial_value
+
+
+class LinearSchedule(Schedule):
+    """From ``initial_value`` to ``final_value`` in ``decay_steps`` steps, then constant."""
+
+    def __init__(self, initial_value: float, final_value: float, decay_steps: int) -> None:
+        super().__init__(initial_value)
+        self.final_value = final_value
+        self.decay_steps = decay_steps
+
+    def value_at(self, step: int) -> float:
+        if self.decay_steps <= 0 or step >= self.decay_steps:
+            return self.final_value
+        return self.initial_value + (self.final_value - self.initial_value) * step / self.decay_steps
+
+
+class ExponentialSchedule(Schedule):
+    """``initial_value * decay_coefficient**step``, bounded by ``final_value``."""
+
+    def __init__(self, initial_value: float, final_value: float, decay_coefficient: float) -> None:
+        super().__init__(initial_value)
+        self.final_value = final_value
+        self.decay_coefficient = decay_coefficient
+
+    def value_at(self, step: int) -> float:
+        value = self.initial_value * self.decay_coefficient**step
+        if self.initial_value >= self.final_value:
+            return max(value, self.final_value)
+        return min(value, self.final_value)
+
+
+class PieceWiseSchedule(Schedule):
+    """Consecutive schedules, each for a duration: ``[(LinearSchedule(...), EnvironmentSteps(n)), ...]``.
+
+    Each piece starts from its own step 0; after the last piece its final value is kept.
+    """
+
+    def __init__(self, schedules: Sequence[tuple[Schedule, StepMethod]]) -> None:
+        super().__init__(schedules[0][0].initial_value)
+        self.schedules = list(schedules)
+
+    def value_at(self, step: int) -> float:
+        start = 0
+        for schedule, duration in self.schedules:
+            if step < start + duration.num_steps:
+                return schedule.value_at(step - start)
+            start += duration.num_steps
+        last, duration = self.schedules[-1]
+        return last.value_at(duration.num_steps)
