@@ -14,6 +14,7 @@ import importlib.util
 import inspect
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
@@ -27,6 +28,9 @@ import numpy as np  # noqa: E402
 from rlframe.errors import EnvironmentLevelError
 from rlframe.parameters import Parameters
 from rlframe.spaces import SpacesDefinition, spaces_from_gymnasium
+
+# Coach presets name the v0 levels on purpose (CartPole-v0 caps episodes at 200); do not nag about it.
+warnings.filterwarnings("ignore", message=r".*is out of date\. You should consider upgrading.*")
 
 
 

@@ -127,6 +127,8 @@ class BasicRLGraphManager(GraphManager):
         self._progress = Progress()
         self._first_checkpoint_id = 0
         self._evaluations = 0
+        self._until: Callable[[Progress], bool] | None = None
+        self._stop = False
         self._success_threshold = self._reward_threshold()
         signal_columns = [c for s in self._agent.signals.values() for c in s.columns()]
         self._setup_outputs(task, signal_columns, "Episode #")
@@ -209,18 +211,18 @@ class BasicRLGraphManager(GraphManager):
         return self._counters.get(RunPhase.TRAIN, type(improve)) >= improve.num_steps
 
     def _should_stop(self) -> bool:
-        return getattr(self, "_stop", False) or (self._until is not None and self._until(self._progress))
+        return self._stop or (self._until is not None and self._until(self._progress))
 
     def heatup(self, steps: StepMethod) -> None:
         """Act uniformly at random (unless the algorithm says otherwise) for whole episodes until ``steps``."""
         unit = type(steps)
         pool = self._train_pool
+        if self._counters.get(RunPhase.HEATUP, unit) >= steps.num_steps:
+            return  # nothing to do, or a resumed run whose heatup is already done
         while True:
             reached = self._counters.get(RunPhase.HEATUP, unit) >= steps.num_steps
             if reached and not pool.active.any():
                 break
-            if reached and self._counters.get(RunPhase.HEATUP, EnvironmentSteps) == 0:
-                return
             self._play(pool, self._train_tracker, RunPhase.HEATUP, 0 if reached else None)
         pool.reopen()
 
