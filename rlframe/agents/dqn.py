@@ -54,20 +54,42 @@ def td_loss(F: Any, q_taken: Any, target: Any, use_huber: bool) -> Any:
 
 
 class QLoss(gluon.HybridBlock):
-    """The TD loss of a batch as one hybridized graph: online forward, target forward, target, loss."""
+    """The TD loss of a batch as one hybridized graph: online forward, target forward, target, loss.
 
-    def __init__(self, online: gluon.HybridBlock, target: gluon.HybridBlock, double: bool, use_huber: bool) -> None:
+    Its one input packs a batch as (B, 2D + 3) float32 columns ``obs | next_obs | action | reward | discount``
+    (see :func:`pack_batch`), so an update copies one array into MXNet instead of five.
+    """
+
+    def __init__(self, online: gluon.HybridBlock, target: gluon.HybridBlock, obs_size: int, double: bool, use_huber: bool) -> None:
         super().__init__(prefix="qloss_")
         self.online = online
         self.target = target
+        self._obs_size = obs_size
         self._double = double
         self._use_huber = use_huber
 
-    def hybrid_forward(self, F: Any, obs: Any, action: Any, reward: Any, next_obs: Any, discount: Any) -> Any:
-        q_taken = F.pick(self.online(obs), action, axis=1)
-        next_q_online = self.online(next_obs) if self._double else None
+    def hybrid_forward(self, F: Any, packed: Any) -> Any:
+        d = self._obs_size
+        obs = F.slice_axis(packed, axis=1, begin=0, end=d)
+        next_obs = F.slice_axis(packed, axis=1, begin=d, end=2 * d)
+        action = F.slice_axis(packed, axis=1, begin=2 * d, end=2 * d + 1).reshape((-1,))
+        reward = F.slice_axis(packed, axis=1, begin=2 * d + 1, end=2 * d + 2).reshape((-1,))
+        discount = F.slice_axis(packed, axis=1, begin=2 * d + 2, end=2 * d + 3).reshape((-1,))
+        if self._double:
+            # One online pass over obs and next_obs together (2B rows) instead of two calls.
+            both = self.online(F.concat(obs, next_obs, dim=0))
+            q, next_q_online = F.split(both, num_outputs=2, axis=0)
+        else:
+            q, next_q_online = self.online(obs), None
         target = td_target(F, reward, discount, self.target(next_obs), next_q_online)
-        return td_loss(F, q_taken, target, self._use_huber)
+        return td_loss(F, F.pick(q, action, axis=1), target, self._use_huber)
+
+
+def pack_batch(obs: np.ndarray, next_obs: np.ndarray, action: np.ndarray, reward: np.ndarray, discount: np.ndarray) -> np.ndarray:
+    """(B, 2D + 3) float32: obs (B, D), next_obs (B, D), action (B,), reward (B,), discount (B,)."""
+    return np.concatenate(
+        [obs, next_obs, action[:, None].astype(np.float32), reward[:, None], discount[:, None]], axis=1, dtype=np.float32
+    )
 
 
 class DQNAlgorithmParameters(AlgorithmParameters):
@@ -143,7 +165,8 @@ class DQNAgent(Agent):
                 "network_wrappers['main'].create_target_network = False: DQN needs a target network; set it to True."
             )
         self.networks["main"] = self.network
-        self.loss = QLoss(self.network.online, self.network.target, self.double_q, bool(net_params.replace_mse_with_huber_loss))
+        self.loss = QLoss(self.network.online, self.network.target, spaces.observation_size, self.double_q,
+                          bool(net_params.replace_mse_with_huber_loss))
         self.loss.hybridize(static_alloc=True)
         exploration = resolve_exploration(agent_params.exploration, spaces)
         if not isinstance(exploration, EGreedyParameters):
@@ -175,7 +198,7 @@ class DQNAgent(Agent):
         obs = self.pre_network_filter.filter_observation(batch.obs, update=update)
         next_obs = self.pre_network_filter.filter_observation(batch.next_obs, update=False)
         discount = float(self.algorithm.discount) * (1.0 - batch.terminated.astype(np.float32))
-        return self.network.train_step(self.loss, obs, batch.action, batch.reward, next_obs, discount)
+        return self.network.train_step(self.loss, pack_batch(obs, next_obs, batch.action, batch.reward, discount))
 
     def schedules(self) -> dict[str, Schedule]:
         return {"epsilon_schedule": self.exploration.params.epsilon_schedule}
