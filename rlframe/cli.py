@@ -59,12 +59,19 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _pairs(extra: Sequence[str]) -> dict[str, str]:
-    if len(extra) % 2:
+    tokens: list[str] = []
+    for token in extra:
+        # '--name=value' is one token; split it so it pairs up like SageMaker's '--name value'.
+        if token.startswith("--") and "=" in token:
+            tokens += token.split("=", 1)
+        else:
+            tokens.append(token)
+    if len(tokens) % 2:
         raise ParameterValueError(
             f"Odd number of extra arguments {list(extra)}: hyperparameters come as '--name value' pairs."
         )
     out: dict[str, str] = {}
-    for name, value in zip(extra[::2], extra[1::2]):
+    for name, value in zip(tokens[::2], tokens[1::2]):
         if not name.startswith("--") or len(name) < 3:
             raise ParameterValueError(f"Unknown command-line argument {name!r}: hyperparameters are written '--name value'.")
         out[name[2:]] = value
@@ -97,6 +104,7 @@ def default_experiment_path(name: str) -> str:
 
 def prepare(argv: Sequence[str] | None = None) -> tuple[Any, TaskParameters, argparse.Namespace]:
     """Parse arguments, load the preset and apply every override; returns (graph manager, task, args)."""
+    from rlframe.outputs.checkpoints import latest_checkpoint
     from rlframe.overrides import apply_custom_parameters, apply_hyperparameters
     from rlframe.presets import load_preset
 
@@ -105,6 +113,13 @@ def prepare(argv: Sequence[str] | None = None) -> tuple[Any, TaskParameters, arg
     hyperparameters.update(_pairs(extra))
     if args.num_workers != 1:
         raise ParameterValueError(f"--num_workers {args.num_workers}: rlframe trains in one process; use 1.")
+    # numpy and MXNet reject these only once the environments and networks are being built, with a traceback.
+    if args.seed is not None and not 0 <= args.seed < 2**31:
+        raise ParameterValueError(f"--seed {args.seed}: use an integer from 0 to {2**31 - 1}.")
+    if args.evaluate is not None and args.evaluate < 0:
+        raise ParameterValueError(f"--evaluate {args.evaluate}: give a number of environment steps (0 or more).")
+    if args.num_envs is not None and args.num_envs < 1:
+        raise ParameterValueError(f"--num-envs {args.num_envs}: use a positive integer such as 8.")
     graph_manager = load_preset(args.preset)
     shortcut_set = args.shortcuts or getattr(graph_manager, "_shortcuts", None) or DEFAULT_SHORTCUTS
     graph_manager._hyperparameters = apply_hyperparameters(graph_manager, hyperparameters, shortcut_set)
@@ -118,6 +133,9 @@ def prepare(argv: Sequence[str] | None = None) -> tuple[Any, TaskParameters, arg
         graph_manager.visualization_parameters.dump_gifs = True
     if args.evaluate is not None and not args.checkpoint_restore_dir:
         raise ParameterValueError("--evaluate needs a checkpoint to evaluate: add -crd <experiment>/checkpoint.")
+    if args.checkpoint_restore_dir:
+        # Fail before the environments and networks are built when the directory cannot be restored from.
+        latest_checkpoint(args.checkpoint_restore_dir)
     experiment_path = args.experiment_path
     if experiment_path is None and args.checkpoint_restore_dir and args.evaluate is None:
         # Resuming continues the experiment that owns the checkpoint (its CSV keeps growing).
@@ -145,9 +163,17 @@ def _run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | 
 
 def _train(argv: Sequence[str] | None) -> int:
     graph_manager, task, args = prepare(argv)
+    previous = os.environ.get("RLFRAME_PROGRESS")
     if args.progress != "auto":
         os.environ["RLFRAME_PROGRESS"] = args.progress
-    graph_manager.run(task)
+    try:
+        graph_manager.run(task)
+    finally:
+        # Only for this run: an in-process caller (a notebook, a test) keeps its own setting.
+        if previous is None:
+            os.environ.pop("RLFRAME_PROGRESS", None)
+        else:
+            os.environ["RLFRAME_PROGRESS"] = previous
     print(f"Experiment directory: {graph_manager.experiment_path}")
     print(f"CSV: {graph_manager.csv_path}")
     print(f"GIFs: {os.path.join(graph_manager.experiment_path, 'gifs')}")

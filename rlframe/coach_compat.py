@@ -12,7 +12,8 @@ import importlib.abc
 import importlib.machinery
 import sys
 import types
-from typing import Sequence
+from contextlib import contextmanager
+from typing import Iterator, Sequence
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "rl_coach.graph_managers.graph_manager": ("rlframe.graph_managers.graph_manager",),
@@ -78,10 +79,40 @@ class _CoachFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 _FINDER = _CoachFinder()
 
 
-def install() -> None:
-    """Answer ``rl_coach`` imports with rlframe, unless a real ``rl_coach`` is already imported."""
+def _is_ours(module: types.ModuleType | None) -> bool:
+    spec = getattr(module, "__spec__", None)
+    return spec is not None and isinstance(spec.loader, _CoachFinder)
+
+
+def install() -> bool:
+    """Answer ``rl_coach`` imports with rlframe, unless a real ``rl_coach`` is already imported.
+
+    :return: whether this call added the hook (so the caller that added it is the one to remove it).
+    """
     existing = sys.modules.get("rl_coach")
-    if existing is not None and not isinstance(getattr(existing, "__spec__", None) and existing.__spec__.loader, _CoachFinder):
-        return
-    if _FINDER not in sys.meta_path:
-        sys.meta_path.insert(0, _FINDER)
+    if existing is not None and not _is_ours(existing):
+        return False
+    if _FINDER in sys.meta_path:
+        return False
+    sys.meta_path.insert(0, _FINDER)
+    return True
+
+
+def uninstall() -> None:
+    """Remove the hook and the ``rl_coach`` modules it made, so a real ``rl_coach`` imported later is not shadowed."""
+    while _FINDER in sys.meta_path:
+        sys.meta_path.remove(_FINDER)
+    for name in [n for n in sys.modules if n == "rl_coach" or n.startswith("rl_coach.")]:
+        if _is_ours(sys.modules[name]):
+            del sys.modules[name]
+
+
+@contextmanager
+def installed() -> Iterator[None]:
+    """The hook for the duration of a ``with`` block (a preset's import); nested uses keep the outer one."""
+    added = install()
+    try:
+        yield
+    finally:
+        if added:
+            uninstall()

@@ -18,6 +18,7 @@ Dividing a step object by an integer returns the same unit, rounded up (as in Co
 from __future__ import annotations
 
 import math
+import numbers
 from enum import Enum
 from typing import Any
 
@@ -35,11 +36,19 @@ class StepMethod:
     """A count of something (environment steps, episodes, training steps); subclasses name the unit."""
 
     def __init__(self, num_steps: int | float) -> None:
-        if isinstance(num_steps, bool) or not isinstance(num_steps, (int, float)):
+        if isinstance(num_steps, bool) or not isinstance(num_steps, numbers.Real):
             raise TypeError(
                 f"{type(self).__name__} takes a number of steps, got {num_steps!r} ({type(num_steps).__name__})"
             )
-        self._num_steps = int(num_steps) if float(num_steps).is_integer() else num_steps
+        # A negative or NaN count never means anything; refusing it here catches a typo in a preset or
+        # override instead of a schedule that silently ends (or never starts).
+        if num_steps != num_steps or num_steps < 0:
+            raise ValueError(f"{type(self).__name__} takes a count of at least 0, got {num_steps!r}")
+        # numpy integers and floats (a count computed in a preset) become plain Python numbers.
+        if isinstance(num_steps, numbers.Integral) or float(num_steps).is_integer():
+            self._num_steps: int | float = int(num_steps)
+        else:
+            self._num_steps = float(num_steps)
 
     @property
     def num_steps(self) -> int | float:

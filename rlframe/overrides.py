@@ -51,6 +51,8 @@ def _evaluate(node: ast.AST, text: str) -> Any:
         items = [_evaluate(e, text) for e in node.elts]
         return items if isinstance(node, ast.List) else tuple(items)
     if isinstance(node, ast.Dict):
+        if any(k is None for k in node.keys):
+            raise ParameterValueError(f"{text!r}: '**' unpacking is not allowed in a value.")
         return {_evaluate(k, text): _evaluate(v, text) for k, v in zip(node.keys, node.values)}  # type: ignore[arg-type]
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         value = _evaluate(node.operand, text)
@@ -64,21 +66,44 @@ def _evaluate(node: ast.AST, text: str) -> Any:
             return enum[node.attr]
         raise ParameterValueError(f"{node.value.id}.{node.attr} does not exist; members: {', '.join(enum.__members__)}.")
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in CONSTRUCTORS:
+        if any(k.arg is None for k in node.keywords):
+            raise ParameterValueError(f"{text!r}: '**' unpacking is not allowed in a value.")
         args = [_evaluate(a, text) for a in node.args]
-        kwargs = {k.arg: _evaluate(k.value, text) for k in node.keywords if k.arg}
+        kwargs = {k.arg: _evaluate(k.value, text) for k in node.keywords}
         try:
             return CONSTRUCTORS[node.func.id](*args, **kwargs)
-        except (TypeError, ValueError) as exc:
+        except Exception as exc:  # the constructors are allow-listed: whatever they raise is about these arguments
             raise ParameterValueError(f"{text!r}: {exc}") from exc
     name = node.func.id if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) else ast.unparse(node)
+    what = f"{text!r}" if name == text else f"{text!r}: {name!r}"
     raise ParameterValueError(
-        f"{text!r}: {name!r} is not allowed in a value. Use numbers, strings, True/False, lists, or one of "
+        f"{what} is not allowed in a value. Use numbers, strings, True/False, lists, or one of "
         f"{', '.join(CONSTRUCTORS)}, {', '.join(e + '.<member>' for e in ENUMS)}."
     )
 
 
+def _is_code(tree: ast.AST) -> bool:
+    """Whether an expression is meant as code: a call, an enum member, or a ``__`` name. Then it must be an
+    allowed value or it is refused; anything else that fails to evaluate is plain text."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            return True
+        if isinstance(node, ast.Name) and node.id.startswith("__"):
+            return True
+        if isinstance(node, ast.Attribute) and (
+            node.attr.startswith("__") or (isinstance(node.value, ast.Name) and node.value.id in ENUMS)
+        ):
+            return True
+    return False
+
+
 def parse_value(text: Any) -> Any:
-    """A value from a command-line or YAML string; a string that is no Python literal stays a string."""
+    """A value from a command-line or YAML string; a string that is no Python literal stays a string.
+
+    Text that happens to parse as an expression (``CartPole-v1`` is ``CartPole - v1``, ``data/train.csv`` a
+    division of attributes) is plain text too, as in SageMaker's launcher. A call, an enum member or a ``__``
+    name is code: it must be an allowed constructor or enum member, or it is refused (never run).
+    """
     if not isinstance(text, str):
         return text
     stripped = text.strip()
@@ -86,9 +111,12 @@ def parse_value(text: Any) -> Any:
         tree = ast.parse(stripped, mode="eval")
     except SyntaxError:
         return text
-    if isinstance(tree.body, ast.Name) and tree.body.id not in ("True", "False", "None", "true", "false"):
+    if _is_code(tree.body):
+        return _evaluate(tree.body, stripped)
+    try:
+        return _evaluate(tree.body, stripped)
+    except ParameterValueError:
         return text
-    return _evaluate(tree.body, stripped)
 
 
 def coerce(value: Any, current: Any, where: str) -> Any:
@@ -101,8 +129,10 @@ def coerce(value: Any, current: Any, where: str) -> Any:
     if isinstance(current, bool):
         if isinstance(value, bool):
             return value
-        if value in (0, 1) or (isinstance(value, str) and value.lower() in ("true", "false", "0", "1")):
-            return str(value).lower() in ("true", "1")
+        if isinstance(value, (int, float)) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in ("true", "false", "0", "1"):
+            return value.strip().lower() in ("true", "1")
         raise wrong("a boolean (true/false/1/0)")
     if isinstance(current, int) and not isinstance(current, bool):
         if isinstance(value, int) and not isinstance(value, bool):
@@ -118,8 +148,24 @@ def coerce(value: Any, current: Any, where: str) -> Any:
         if isinstance(value, StepMethod):
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return type(current)(value)
+            return _step(type(current), value, where)
         raise wrong(f"a step count such as {type(current).__name__}(1000)")
+    if _is_layer_scheme(current):
+        # ``scheme`` takes a named scheme or an explicit layer list (``[Dense(64)]``), whichever the preset used.
+        if isinstance(value, list) and all(isinstance(v, Dense) for v in value):
+            return list(value)
+        if isinstance(value, str) and isinstance(current, Enum) and _enum_member(type(current), value) is not None:
+            return _enum_member(type(current), value)
+        if isinstance(value, (EmbedderScheme, MiddlewareScheme)) and (not isinstance(current, Enum) or type(value) is type(current)):
+            return value
+        kind = type(current).__name__ if isinstance(current, Enum) else "EmbedderScheme/MiddlewareScheme"
+        raise wrong(f"a scheme such as {kind}.Medium or a list of layers such as [Dense(64)]")
+    if isinstance(current, Enum):
+        if isinstance(value, type(current)):
+            return value
+        if isinstance(value, str) and _enum_member(type(current), value) is not None:
+            return _enum_member(type(current), value)
+        raise wrong(f"one of {', '.join(type(current).__name__ + '.' + m for m in type(current).__members__)}")
     if isinstance(current, Schedule):
         if isinstance(value, Schedule):
             return value
@@ -132,7 +178,30 @@ def coerce(value: Any, current: Any, where: str) -> Any:
         return type(current)(value) if isinstance(current, tuple) else list(value)
     if isinstance(value, type(current)):
         return value
-    raise wrong(f"a {type(current).__name__}")
+    raise wrong(f"a value of type {type(current).__name__}")
+
+
+def _enum_member(enum: type[Enum], name: str) -> Enum | None:
+    """The member called ``name`` (SageMaker passes ``Deep`` where a preset writes ``MiddlewareScheme.Deep``),
+    matched exactly or else case-insensitively; None when there is none."""
+    if name in enum.__members__:
+        return enum[name]
+    matches = [m for n, m in enum.__members__.items() if n.lower() == name.strip().lower()]
+    return matches[0] if len(matches) == 1 else None
+
+
+def _is_layer_scheme(value: Any) -> bool:
+    return isinstance(value, (EmbedderScheme, MiddlewareScheme)) or (
+        isinstance(value, list) and bool(value) and all(isinstance(v, Dense) for v in value)
+    )
+
+
+def _step(unit: type[StepMethod], value: Any, where: str) -> StepMethod:
+    """``unit(value)``, with a bad count (negative, not a number) reported as the user's mistake."""
+    try:
+        return unit(value)
+    except (TypeError, ValueError) as exc:
+        raise ParameterValueError(f"{where}: {exc}.") from exc
 
 
 # ---- paths --------------------------------------------------------------------------------------------
@@ -167,6 +236,12 @@ def assign(root: Parameters, segments: list[Any], value: Any, path: str) -> None
         parent = _child(parent, segment, path)
     last = segments[-1]
     current = _child(parent, last, path)
+    if isinstance(parent, Parameters) and last not in parent.__dict__:
+        # A property (agent_params.agent_class, a schedule's current_value) is derived, not set; say so before
+        # complaining about the value's type.
+        prop = getattr(type(parent), last, None)
+        if isinstance(prop, property) and prop.fset is None:
+            raise ParameterValueError(f"{path}: {type(parent).__name__}.{last} is computed from other parameters and cannot be set.")
     converted = coerce(value, current, path)
     if isinstance(parent, dict):
         parent[last] = converted
@@ -271,7 +346,7 @@ def _wrap(value: Any, unit: str | None, name: str) -> Any:
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ParameterValueError(f"Hyperparameter {name!r} expects a number of {unit}, got {value!r}.")
-    return STEP_UNITS[unit](value)
+    return _step(STEP_UNITS[unit], value, f"Hyperparameter {name!r}")
 
 
 def apply_hyperparameters(graph_manager: Parameters, values: dict[str, Any], shortcut_set: str) -> Hyperparameters:
@@ -286,13 +361,17 @@ def apply_hyperparameters(graph_manager: Parameters, values: dict[str, Any], sho
             continue
         value = parse_value(raw)
         if name in RECORDED:
-            result.recorded[name] = value
+            # SageMaker's launcher reads it as an int flag; true/false/1/0 are accepted, stored as 0 or 1.
+            result.recorded[name] = int(coerce(value, False, name))
             continue
+        where = name
         if name.startswith("rl."):
             segments, unit = _rl_path(name)
         elif name in shortcuts:
             shortcut = shortcuts[name]
             segments, unit = shortcut.path.split("."), shortcut.unit
+            # Name the path too: a shortcut for another algorithm (gae_lambda on DQN) fails on a name the user never typed.
+            where = f"{name} (rl.{shortcut.path})"
             if name == "training_freq_env_steps":
                 tied_value = value
         else:
@@ -301,7 +380,7 @@ def apply_hyperparameters(graph_manager: Parameters, values: dict[str, Any], sho
                 f"Unknown hyperparameter {name!r}.{closest(name, options)} This preset's shortcuts "
                 f"({shortcut_set}): {', '.join(options)}; or write rl.<path>[:Type], e.g. rl.agent_params.algorithm.discount."
             )
-        assign(graph_manager, segments, _wrap(value, unit, name), name)
+        assign(graph_manager, segments, _wrap(value, unit, name), where)
         result.applied[name] = value
     if tied_value is not None:
         for path in TIED_TO_TRAINING_FREQ:

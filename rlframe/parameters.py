@@ -12,11 +12,16 @@ parameters every run shares: :class:`AgentParameters`, :class:`AlgorithmParamete
 """
 from __future__ import annotations
 
+import inspect
+import numbers
+import types
 from enum import Enum
 from typing import Any, Iterator
 
 from rlframe.core_types import EnvironmentSteps, RunPhase, StepMethod, TrainingSteps
-from rlframe.errors import UnknownParameterError, closest
+from rlframe.errors import ParameterValueError, UnknownParameterError, closest
+
+_MISSING = object()
 
 
 class _LockAfterInit(type):
@@ -34,14 +39,24 @@ class Parameters(metaclass=_LockAfterInit):
     _locked = False
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if self._locked and not name.startswith("_") and name not in self.__dict__ and not hasattr(type(self), name):
-            raise UnknownParameterError(self._unknown_message(name))
+        if self._locked and not name.startswith("_") and name not in self.__dict__:
+            attr = inspect.getattr_static(type(self), name, _MISSING)
+            if isinstance(attr, property):
+                if attr.fset is None:
+                    # Without this check Python raises a bare AttributeError, which the CLI would show as a traceback.
+                    raise ParameterValueError(
+                        f"{type(self).__name__}.{name} is computed from other parameters and cannot be set."
+                    )
+            elif attr is _MISSING or isinstance(attr, (types.FunctionType, classmethod, staticmethod)):
+                # A method is no parameter: assigning over ``items`` or ``parameter_names`` would break the object.
+                raise UnknownParameterError(self._unknown_message(name))
         object.__setattr__(self, name, value)
 
     def __getattr__(self, name: str) -> Any:
-        # Only reached when normal lookup failed.
-        if name.startswith("__") or name == "_locked":
-            raise AttributeError(name)
+        # Only reached when normal lookup failed. Private names are rlframe's own bookkeeping, so a missing one
+        # is a bug in rlframe, not a user's typo: a plain AttributeError (also what copy/pickle probes expect).
+        if name.startswith("_"):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
         raise UnknownParameterError(self._unknown_message(name))
 
     def _unknown_message(self, name: str) -> str:
@@ -51,17 +66,33 @@ class Parameters(metaclass=_LockAfterInit):
         )
 
     def parameter_names(self) -> list[str]:
-        """The public parameter names of this object, in creation order."""
+        """The public parameter names of this object, in creation order, then settable properties.
+
+        Read-only properties (a graph manager's ``csv_path``, ``agent_class``) are results, not parameters.
+        """
         names = [k for k in self.__dict__ if not k.startswith("_")]
-        names += [
-            k for k in dir(type(self))
-            if not k.startswith("_") and isinstance(getattr(type(self), k, None), property) and k not in names
-        ]
+        for k in dir(type(self)):
+            attr = getattr(type(self), k, None)
+            if not k.startswith("_") and isinstance(attr, property) and attr.fset is not None and k not in names:
+                names.append(k)
         return names
 
     def items(self) -> Iterator[tuple[str, Any]]:
+        """(name, value) of every parameter; a property that cannot be computed yet is left out."""
+        cls = type(self)
         for name in self.parameter_names():
-            yield name, getattr(self, name)
+            if name in self.__dict__:
+                yield name, self.__dict__[name]
+                continue
+            # A property may need state that exists only later (a graph manager's csv_path before the run) or
+            # in a subclass (AgentParameters.agent_class); repr and the YAML dump must still work.
+            try:
+                value = getattr(self, name)
+            except (AttributeError, NotImplementedError):
+                if not isinstance(inspect.getattr_static(cls, name, None), property):
+                    raise
+                continue
+            yield name, value
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{k}={v!r}" for k, v in self.items())
@@ -85,8 +116,15 @@ def to_plain(value: Any) -> Any:
         return [to_plain(v) for v in value]
     if isinstance(value, type):
         return value.__name__
-    if value is None or isinstance(value, (bool, int, float, str)):
+    if value is None or isinstance(value, bool):
         return value
+    # numpy scalars (and int/float/str subclasses) are turned into the plain types yaml.safe_dump accepts.
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, str):
+        return str.__str__(value)
     return repr(value)
 
 

@@ -46,27 +46,45 @@ def _looks_like_preset(path: Path) -> bool:
         return False
 
 
+def _closest_name(wanted: str, names: list[str]) -> str:
+    """A "did you mean" clause that ignores case, as the lookup does (``cartpole_dq`` -> ``CartPole_DQN``)."""
+    by_lower = {n.lower(): n for n in names}
+    clause = closest(wanted.lower(), list(by_lower))
+    for lower, name in by_lower.items():
+        clause = clause.replace(repr(lower), repr(name))
+    return clause
+
+
 def find_preset(spec: str) -> tuple[Path, str]:
     """Resolve ``NAME``, ``path.py`` or ``path.py:variable`` to (file, variable)."""
     file_part, variable = spec, "graph_manager"
     if ":" in spec and not os.path.exists(spec):
         file_part, _, variable = spec.rpartition(":")
+        if not variable.isidentifier():
+            raise PresetError(f"Preset {spec!r}: {variable!r} after ':' is not a Python variable name (write file.py:graph_manager).")
     candidate = Path(file_part).expanduser()
-    if candidate.suffix == ".py" or os.sep in file_part or "/" in file_part:
-        path = candidate if candidate.suffix == ".py" else candidate.with_suffix(".py")
+    is_path = os.sep in file_part or "/" in file_part
+    if is_path or candidate.suffix.lower() == ".py":
+        path = candidate if candidate.suffix.lower() == ".py" else candidate.with_suffix(".py")
         if path.is_file():
             return path.resolve(), variable
-        raise PresetError(f"Preset file {str(path)!r} does not exist. Check the path, or pass a preset name: {', '.join(available_presets())}.")
+        if is_path:
+            raise PresetError(
+                f"Preset file {str(path)!r} does not exist. Check the path, or pass a preset name: {', '.join(available_presets())}."
+            )
+        # A bare 'NAME.py' that is not in the current directory is still a name: look it up like 'NAME'.
     wanted = file_part[:-3] if file_part.lower().endswith(".py") else file_part
     for directory in search_dirs():
         if not directory.is_dir():
             continue
-        for path in directory.glob("*.py"):
-            if path.stem.lower() == wanted.lower():
-                return path.resolve(), variable
+        matches = sorted(p for p in directory.glob("*.py") if p.stem.lower() == wanted.lower())
+        if matches:
+            # On a case-sensitive file system two files may differ only in case; the exact spelling wins.
+            exact = [p for p in matches if p.stem == wanted]
+            return (exact or matches)[0].resolve(), variable
     names = available_presets()
     raise PresetError(
-        f"Unknown preset {spec!r}.{closest(wanted, names)} Available presets: {', '.join(names)}. "
+        f"Unknown preset {spec!r}.{_closest_name(wanted, names)} Available presets: {', '.join(names)}. "
         f"Presets are looked up in the current directory, ${PRESET_PATH_VARIABLE} and the shipped presets/."
     )
 
@@ -74,19 +92,22 @@ def find_preset(spec: str) -> tuple[Path, str]:
 def load_preset(spec: str) -> GraphManager:
     """Import the preset and return its graph manager (a fresh import every call)."""
     path, variable = find_preset(spec)
-    coach_compat.install()
     module_name = f"rlframe_preset_{path.stem.replace('-', '_')}"
     module_spec = importlib.util.spec_from_file_location(module_name, path)
     assert module_spec is not None and module_spec.loader is not None
     module = importlib.util.module_from_spec(module_spec)
     sys.path.insert(0, str(path.parent))
     try:
-        module_spec.loader.exec_module(module)
-    except RlframeError as exc:
-        raise PresetError(f"Preset {path} is invalid: {exc}") from exc
+        with coach_compat.installed():
+            module_spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        raise PresetError(f"Preset {exc.filename or path}, line {exc.lineno}: syntax error: {exc.msg}.") from exc
     except Exception as exc:
+        # The line in the preset is what the user has to fix, for a typo (UnknownParameterError) as much as a crash.
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
         where = f"{path}, line {frames[-1].lineno}" if frames else str(path)
+        if isinstance(exc, RlframeError):
+            raise PresetError(f"Preset {where} is invalid: {exc}") from exc
         raise PresetError(
             f"Preset {where} raised {type(exc).__name__}: {exc}. Fix the preset (it must run as plain Python)."
         ) from exc

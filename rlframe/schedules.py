@@ -5,17 +5,29 @@ restore (:meth:`Schedule.state` / :meth:`Schedule.load_state`).
 """
 from __future__ import annotations
 
-from typing import Sequence
+import numbers
+from typing import Any, Sequence
 
 from rlframe.core_types import StepMethod
 from rlframe.parameters import Parameters
+
+
+def _number(schedule: str, name: str, value: Any) -> float:
+    """``value`` if it is a real number; a TypeError naming the argument otherwise.
+
+    Checked when the schedule is made, so ``LinearSchedule('1.0', 0.01, 10000)`` in a preset or a ``-cp``
+    override fails there, not at the first ``step()`` deep inside training.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{schedule}: {name} must be a number, got {value!r} ({type(value).__name__})")
+    return value
 
 
 class Schedule(Parameters):
     """Base: ``current_value`` after ``steps_taken`` calls of :meth:`step`."""
 
     def __init__(self, initial_value: float) -> None:
-        self.initial_value = initial_value
+        self.initial_value = _number(type(self).__name__, "initial_value", initial_value)
         self._steps_taken = 0
 
     def value_at(self, step: int) -> float:
@@ -47,8 +59,8 @@ class LinearSchedule(Schedule):
 
     def __init__(self, initial_value: float, final_value: float, decay_steps: int) -> None:
         super().__init__(initial_value)
-        self.final_value = final_value
-        self.decay_steps = decay_steps
+        self.final_value = _number("LinearSchedule", "final_value", final_value)
+        self.decay_steps = _number("LinearSchedule", "decay_steps", decay_steps)
 
     def value_at(self, step: int) -> float:
         if self.decay_steps <= 0 or step >= self.decay_steps:
@@ -61,8 +73,8 @@ class ExponentialSchedule(Schedule):
 
     def __init__(self, initial_value: float, final_value: float, decay_coefficient: float) -> None:
         super().__init__(initial_value)
-        self.final_value = final_value
-        self.decay_coefficient = decay_coefficient
+        self.final_value = _number("ExponentialSchedule", "final_value", final_value)
+        self.decay_coefficient = _number("ExponentialSchedule", "decay_coefficient", decay_coefficient)
 
     def value_at(self, step: int) -> float:
         value = self.initial_value * self.decay_coefficient**step
@@ -78,8 +90,17 @@ class PieceWiseSchedule(Schedule):
     """
 
     def __init__(self, schedules: Sequence[tuple[Schedule, StepMethod]]) -> None:
-        super().__init__(schedules[0][0].initial_value)
-        self.schedules = list(schedules)
+        pieces = list(schedules) if isinstance(schedules, (list, tuple)) else None
+        if not pieces or not all(
+            isinstance(p, (list, tuple)) and len(p) == 2 and isinstance(p[0], Schedule) and isinstance(p[1], StepMethod)
+            for p in pieces
+        ):
+            raise TypeError(
+                f"PieceWiseSchedule takes a non-empty list of (schedule, duration) pairs such as "
+                f"[(LinearSchedule(1.0, 0.1, 1000), EnvironmentSteps(1000))], got {schedules!r}"
+            )
+        super().__init__(pieces[0][0].initial_value)
+        self.schedules = [tuple(p) for p in pieces]
 
     def value_at(self, step: int) -> float:
         start = 0

@@ -312,8 +312,9 @@ class BasicRLGraphManager(GraphManager):
         else:
             shaped = agent.observe(obs, actions, result.reward, result.next_obs, result.terminated, result.truncated, phase)
         finished = tracker.record(index, result.reward, shaped, done)
-        self._counters.add(phase, steps=len(index), episodes=len(finished))
+        self._counters.add(phase, steps=len(index))
         for episode in finished:
+            self._counters.add(phase, episodes=1)  # one at a time, so each episode gets its own number
             self._episode_ended(episode, phase, rows_per_episode)
         if self._render:
             self._record_frames(pool, phase, index, finished)
