@@ -237,7 +237,8 @@ class BasicRLGraphManager(GraphManager):
             self._counters.add(RunPhase.TRAIN, training_steps=played)
             self._agent.train()
             self.maybe_save_checkpoint()
-            self._screen.advance(self._counters.get(RunPhase.TRAIN, improve_unit) - before)
+            self._screen.advance(self._counters.get(RunPhase.TRAIN, improve_unit) - before,
+                                 episode=self._progress.episodes, evaluation_reward=self._progress.last_evaluation_reward)
             if self._improve_done() or self._should_stop():
                 return
 

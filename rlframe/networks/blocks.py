@@ -48,7 +48,7 @@ def activation_block(name: str, where: str) -> gluon.HybridBlock | None:
 
 def layer_sizes(scheme: Any, schemes: dict, where: str) -> list[int]:
     """Units of each Dense layer of a scheme: a named scheme or a list of ``Dense``."""
-    if scheme in schemes:
+    if not isinstance(scheme, (list, tuple)) and scheme in schemes:
         return [layer.units for layer in schemes[scheme]]
     if isinstance(scheme, (list, tuple)) and all(isinstance(layer, Dense) for layer in scheme):
         return [int(layer.units) for layer in scheme]

@@ -43,7 +43,7 @@ class Screen:
         if self._bar is not None:
             self._bar.update(count)
             if postfix:
-                self._bar.set_postfix({k: format_value(v) for k, v in postfix.items()}, refresh=False)
+                self._bar.set_postfix({k: format_value(v) for k, v in postfix.items() if v is not None}, refresh=False)
 
     def line(self, text: str) -> None:
         if self._bar is not None:
