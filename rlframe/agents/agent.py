@@ -15,7 +15,7 @@ import numpy as np
 from rlframe.core_types import EnvironmentEpisodes, EnvironmentSteps, RunPhase, StepMethod, TrainingSteps
 from rlframe.errors import ParameterValueError
 from rlframe.filters.filter import InputFilter, NoInputFilter
-from rlframe.networks.network_wrapper import NetworkWrapper
+from rlframe.networks.network_wrapper import NetworkWrapper, TrainResult
 from rlframe.outputs import signals
 from rlframe.parameters import AgentParameters
 from rlframe.schedules import Schedule
@@ -63,6 +63,7 @@ class Agent:
         self._episodes_since_training = 0
         self._steps_at_target_update = 0
         self._iterations_at_target_update = 0
+        self._reports: list[tuple[str, dict[str, Any]]] = []
         self._check_step_unit("num_consecutive_playing_steps", (EnvironmentSteps, EnvironmentEpisodes))
         self._check_step_unit("num_steps_between_copying_online_weights_to_target", (EnvironmentSteps, TrainingSteps, EnvironmentEpisodes))
 
@@ -102,22 +103,23 @@ class Agent:
         return self.input_filter.filter_reward(raw_reward.astype(np.float32), update=update)
 
     def observe(
-        self, raw_obs: np.ndarray, action: np.ndarray, raw_reward: np.ndarray, raw_next_obs: np.ndarray,
-        terminated: np.ndarray, truncated: np.ndarray, phase: RunPhase,
+        self, env_index: np.ndarray, raw_obs: np.ndarray, action: np.ndarray, raw_reward: np.ndarray,
+        raw_next_obs: np.ndarray, terminated: np.ndarray, truncated: np.ndarray, phase: RunPhase,
     ) -> np.ndarray:
-        """Filter and store N transitions played in heatup or training; returns the shaped rewards (N,)."""
+        """Filter and store k transitions played in heatup or training by the copies ``env_index`` (k,);
+        returns the shaped rewards (k,)."""
         obs = self.input_filter.filter_observation(raw_obs, update=True)
         next_obs = self.input_filter.filter_observation(raw_next_obs, update=False)
         reward = self.shape_reward(raw_reward, update=True)
-        self.store(obs, action, reward, next_obs, terminated, truncated)
+        self.store(env_index, obs, action, reward, next_obs, terminated, truncated)
         self.total_steps += raw_obs.shape[0]
         if phase == RunPhase.TRAIN:
             self._steps_since_training += raw_obs.shape[0]
             self._episodes_since_training += int(np.count_nonzero(terminated | truncated))
         return reward
 
-    def store(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray,
-              terminated: np.ndarray, truncated: np.ndarray) -> None:
+    def store(self, env_index: np.ndarray, obs: np.ndarray, action: np.ndarray, reward: np.ndarray,
+              next_obs: np.ndarray, terminated: np.ndarray, truncated: np.ndarray) -> None:
         raise NotImplementedError
 
     def episode_ended(self, discounted_return: float) -> None:
@@ -140,12 +142,9 @@ class Agent:
             return 0
         updates = 0
         for _ in range(phases * int(self.algorithm.num_consecutive_training_steps)):
-            loss, grad_norm = self.learn()
+            self.record_update(self.learn())
             updates += 1
             self.training_iteration += 1
-            self.signals[signals.LOSS].add(loss)
-            if grad_norm is not None:
-                self.signals[signals.GRADS].add(grad_norm)
             self.maybe_update_target()
         self.signals[signals.LEARNING_RATE].add(self.networks["main"].optimizer.learning_rate)
         return updates
@@ -153,9 +152,19 @@ class Agent:
     def ready_to_train(self) -> bool:
         return True
 
-    def learn(self) -> tuple[float, float | None]:
-        """One gradient update; returns (loss, unclipped global gradient norm or None)."""
+    def learn(self) -> TrainResult:
+        """One gradient update."""
         raise NotImplementedError
+
+    def record_update(self, result: TrainResult) -> None:
+        self.signals[signals.LOSS].add(result.loss)
+        if result.grad_norm is not None:
+            self.signals[signals.GRADS].add(result.grad_norm)
+
+    def drain_reports(self) -> list[tuple[str, dict[str, Any]]]:
+        """Screen lines ``(prefix, values)`` the agent produced since the last call (the graph manager prints them)."""
+        reports, self._reports = self._reports, []
+        return reports
 
     def maybe_update_target(self) -> None:
         period: StepMethod = self.algorithm.num_steps_between_copying_online_weights_to_target
@@ -178,7 +187,7 @@ class Agent:
         """Stateful schedules to checkpoint, by name."""
         return {}
 
-    def counters(self) -> dict[str, int]:
+    def counters(self) -> dict[str, float]:
         return {
             "total_steps": self.total_steps,
             "training_iteration": self.training_iteration,

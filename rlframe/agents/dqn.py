@@ -27,7 +27,7 @@ from rlframe.exploration.e_greedy import EGreedy
 from rlframe.exploration.parameters import EGreedyParameters
 from rlframe.memories.experience_replay import ExperienceReplay, ExperienceReplayParameters, TransitionBatch, transition_capacity
 from rlframe.networks.blocks import MLP, observation_embedder
-from rlframe.networks.network_wrapper import NetworkWrapper
+from rlframe.networks.network_wrapper import NetworkWrapper, TrainResult
 from rlframe.networks.parameters import FCMiddlewareParameters, InputEmbedderParameters, NetworkParameters, QHeadParameters
 from rlframe.outputs import signals
 from rlframe.parameters import AgentParameters, AlgorithmParameters, MiddlewareScheme
@@ -185,14 +185,14 @@ class DQNAgent(Agent):
     def exploration_value(self, phase: RunPhase) -> float:
         return self.exploration.epsilon(phase)
 
-    def store(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray,
-              terminated: np.ndarray, truncated: np.ndarray) -> None:
+    def store(self, env_index: np.ndarray, obs: np.ndarray, action: np.ndarray, reward: np.ndarray,
+              next_obs: np.ndarray, terminated: np.ndarray, truncated: np.ndarray) -> None:
         self.memory.store(TransitionBatch(obs, action, reward, next_obs, terminated, truncated))
 
     def ready_to_train(self) -> bool:
         return len(self.memory) >= self.network.params.batch_size
 
-    def learn(self) -> tuple[float, float | None]:
+    def learn(self) -> TrainResult:
         batch = self.memory.sample(int(self.network.params.batch_size), self.rng)
         update = bool(self.algorithm.update_pre_network_filters_state_on_train)
         obs = self.pre_network_filter.filter_observation(batch.obs, update=update)

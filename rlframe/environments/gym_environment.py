@@ -198,6 +198,9 @@ class EnvironmentPool:
         self.obs = np.stack([np.asarray(o, dtype=np.float32).ravel() for o in first])
         self.active = np.ones(num_envs, dtype=bool)
         self.episode_started = np.ones(num_envs, dtype=bool)
+        space = self.envs[0].action_space
+        # Box actions are clipped to the bounds here, at the environment; agents keep the unclipped action.
+        self._action_bounds = (space.low, space.high) if isinstance(space, gym.spaces.Box) else None
 
     def spaces(self, level: str) -> SpacesDefinition:
         return spaces_from_gymnasium(self.envs[0].observation_space, self.envs[0].action_space, level)
@@ -218,6 +221,8 @@ class EnvironmentPool:
         truncated = np.empty(k, dtype=bool)
         self.episode_started[:] = False
         quota = np.inf if max_new_episodes is None else max_new_episodes
+        if self._action_bounds is not None:
+            actions = np.clip(actions, *self._action_bounds)
         for j, i in enumerate(index):
             obs, r, term, trunc, _ = self.envs[i].step(actions[j].item() if actions.ndim == 1 else actions[j])
             next_obs[j] = np.asarray(obs, dtype=np.float32).ravel()

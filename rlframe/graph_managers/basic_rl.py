@@ -236,6 +236,8 @@ class BasicRLGraphManager(GraphManager):
             played, _ = self._play(self._train_pool, self._train_tracker, RunPhase.TRAIN, None)
             self._counters.add(RunPhase.TRAIN, training_steps=played)
             self._agent.train()
+            for prefix, values in self._agent.drain_reports():
+                self._screen.log_dict(prefix, values)
             self.maybe_save_checkpoint()
             self._screen.advance(self._counters.get(RunPhase.TRAIN, improve_unit) - before,
                                  episode=self._progress.episodes, evaluation_reward=self._progress.last_evaluation_reward)
@@ -311,7 +313,8 @@ class BasicRLGraphManager(GraphManager):
         if phase == RunPhase.TEST:
             shaped = agent.shape_reward(result.reward, update=False)
         else:
-            shaped = agent.observe(obs, actions, result.reward, result.next_obs, result.terminated, result.truncated, phase)
+            shaped = agent.observe(index, obs, actions, result.reward, result.next_obs, result.terminated,
+                                   result.truncated, phase)
         finished = tracker.record(index, result.reward, shaped, done)
         self._counters.add(phase, steps=len(index))
         for episode in finished:

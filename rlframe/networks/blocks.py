@@ -114,3 +114,28 @@ def observation_embedder(params: NetworkParameters) -> InputEmbedderParameters:
             f"(it has {sorted(embedders)}); rlframe's agents embed the 'observation' input."
         )
     return embedders["observation"]
+
+
+class ActorCritic(gluon.HybridBlock):
+    """Two towers on one observation (B, D): a value (B,) and a policy.
+
+    Discrete policies output logits (B, A). Box policies output a mean (B, K) and a log-std (B, K) that is a
+    learned, state-independent parameter broadcast over the batch (initialised to 0, so std = 1).
+    """
+
+    def __init__(self, embedder: InputEmbedderParameters, middleware: FCMiddlewareParameters | None,
+                 num_policy_outputs: int, continuous: bool, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._continuous = continuous
+        with self.name_scope():
+            self.value = MLP(embedder, middleware, 1, prefix="value_")
+            self.policy = MLP(embedder, middleware, num_policy_outputs, output_weight_scale=0.01, prefix="policy_")
+            if continuous:
+                self.log_std = self.params.get("log_std", shape=(1, num_policy_outputs), init=mx.init.Zero())
+
+    def hybrid_forward(self, F: Any, x: Any, log_std: Any = None) -> Any:
+        value = self.value(x).reshape((-1,))
+        policy = self.policy(x)
+        if self._continuous:
+            return value, policy, F.broadcast_like(log_std, policy)
+        return value, policy

@@ -6,7 +6,7 @@ losses from the online (and target) network, which is how each algorithm keeps i
 from __future__ import annotations
 
 import os
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import mxnet as mx
 import numpy as np
@@ -22,6 +22,15 @@ def atomic_save_parameters(block: gluon.Block, path: str) -> str:
     with atomic_path(path) as tmp:
         block.save_parameters(tmp)
     return path
+
+
+class TrainResult(NamedTuple):
+    """What one update reports: the mean loss, the gradient norm (None when not measured) and any extra
+    outputs of the loss block."""
+
+    loss: float
+    grad_norm: float | None
+    extras: list[np.ndarray]
 
 
 class NetworkWrapper:
@@ -60,14 +69,18 @@ class NetworkWrapper:
         assert self.target is not None
         return self.target(nd.array(obs, dtype=np.float32)).asnumpy()
 
-    def train_step(self, loss_block: gluon.HybridBlock, *inputs: np.ndarray) -> tuple[float, float | None]:
-        """One gradient update minimising ``mean(loss_block(*inputs))``; returns (loss, unclipped grad norm)."""
+    def train_step(self, loss_block: gluon.HybridBlock, *inputs: np.ndarray) -> TrainResult:
+        """One gradient update minimising ``mean(loss)``, where ``loss_block(*inputs)`` returns the per-sample
+        loss (B,) or a tuple whose first element it is and whose others are reported back as numpy arrays."""
         arrays = [nd.array(x, dtype=np.float32) for x in inputs]
         with autograd.record():
-            loss = loss_block(*arrays).mean()
+            outputs = loss_block(*arrays)
+            per_sample = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+            loss = per_sample.mean()
         loss.backward()
         grad_norm = self.optimizer.step()
-        return float(loss.asscalar()), grad_norm
+        extras = [o.asnumpy() for o in outputs[1:]] if isinstance(outputs, (list, tuple)) else []
+        return TrainResult(float(loss.asscalar()), grad_norm, extras)
 
     def update_target(self, rate: float) -> None:
         """target = rate * online + (1 - rate) * target."""

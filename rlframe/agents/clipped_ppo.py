@@ -1,0 +1,440 @@
+"""Clipped PPO (Schulman et al. 2017, arXiv:1707.06347) for discrete and box action spaces.
+
+How it runs: the graph manager calls ``act`` for N environment copies at once (a categorical sample, or the
+Gaussian mean plus the network's own std, in training; the most probable action or the mean in evaluation);
+``observe`` keeps each copy's transitions in order in a :class:`~rlframe.memories.episodic_replay.Rollout`.
+Once ``num_consecutive_playing_steps`` have been played, ``train`` runs one update:
+
+1. the observations go through the pre-network filter, updating its running statistics
+   (``update_pre_network_filters_state_on_train``);
+2. the network, frozen, gives V(s), V(s') and the old policy's log pi_old(a|s) for every transition;
+3. :func:`compute_gae` gives advantages and value targets; advantages are standardised over the update;
+4. ``optimization_epochs`` passes of shuffled minibatches of ``batch_size`` minimise
+   :func:`clipped_surrogate_loss` + (V - value_target)^2 - ``beta_entropy`` * entropy (+ a KL penalty
+   with ``use_kl_regularization``).
+
+Deliberate differences from Coach (coach.md section 4.1): an episode cut by a time limit bootstraps from
+V(s') (only a true terminal uses 0); no collected transition is thrown away (episodes still running at an
+update are cut there, bootstrapped, and continue into the next rollout); the old policy's log-probabilities
+are computed once per update instead of through a target network.
+Shapes: B = batch, A = actions, K = action dimensions, D = observation size (``rlframe.core_types``).
+Logged signals (Coach's names): Entropy, Advantages, Values, Value Loss, Policy Loss, Value Targets,
+KL Divergence, Likelihood Ratio, Clipped Likelihood Ratio.
+"""
+from __future__ import annotations
+
+import math
+from enum import Enum
+from typing import Any
+
+import numpy as np
+from mxnet import gluon, nd
+
+from rlframe.agents.agent import Agent, resolve_exploration
+from rlframe.core_types import EnvironmentEpisodes, EnvironmentSteps, RunPhase
+from rlframe.errors import ParameterValueError
+from rlframe.exploration.e_greedy import EGreedy
+from rlframe.exploration.parameters import AdditiveNoiseParameters, CategoricalParameters, EGreedyParameters
+from rlframe.memories.episodic_replay import Rollout
+from rlframe.memories.memory import EpisodicExperienceReplayParameters
+from rlframe.networks.blocks import ActorCritic, observation_embedder
+from rlframe.networks.network_wrapper import NetworkWrapper, TrainResult
+from rlframe.networks.parameters import (
+    FCMiddlewareParameters,
+    InputEmbedderParameters,
+    NetworkParameters,
+    PPOHeadParameters,
+    VHeadParameters,
+)
+from rlframe.outputs import signals
+from rlframe.parameters import AgentParameters, AlgorithmParameters
+from rlframe.schedules import ConstantSchedule, Schedule
+from rlframe.spaces import BoxActionSpace, DiscreteActionSpace, SpacesDefinition
+
+ENTROPY = "Entropy"
+ADVANTAGES = "Advantages"
+VALUES = "Values"
+VALUE_LOSS = "Value Loss"
+POLICY_LOSS = "Policy Loss"
+VALUE_TARGETS = "Value Targets"
+KL_DIVERGENCE = "KL Divergence"
+LIKELIHOOD_RATIO = "Likelihood Ratio"
+CLIPPED_LIKELIHOOD_RATIO = "Clipped Likelihood Ratio"
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+# ---- the math -----------------------------------------------------------------------------------------
+def compute_gae(reward: np.ndarray, value: np.ndarray, next_value: np.ndarray, terminated: np.ndarray,
+                segment_end: np.ndarray, gamma: float, lam: float) -> tuple[np.ndarray, np.ndarray]:
+    """Generalised advantage estimation (Schulman et al. 2016, arXiv:1506.02438) over T transitions.
+
+    ``delta_t = r_t + gamma * (1 - terminated_t) * V(s'_t) - V(s_t)`` and
+    ``A_t = delta_t + gamma * lam * A_{t+1}``, restarted after every ``segment_end`` (an episode's end or a
+    cut). A time-limit truncation is not ``terminated``, so it bootstraps from V(s'_t).
+    All arrays are (T,); returns (advantages, value targets = advantages + V(s_t)).
+    """
+    delta = reward + gamma * (1.0 - terminated.astype(np.float64)) * next_value - value
+    advantage = np.zeros(len(reward), dtype=np.float64)
+    running = 0.0
+    for t in range(len(reward) - 1, -1, -1):
+        running = delta[t] + (0.0 if segment_end[t] else gamma * lam * running)
+        advantage[t] = running
+    return advantage.astype(np.float32), (advantage + value).astype(np.float32)
+
+
+def clipped_surrogate_loss(F: Any, log_prob: Any, old_log_prob: Any, advantage: Any, clip_epsilon: Any) -> tuple[Any, Any, Any]:
+    """Per-sample ``-min(ratio * A, clip(ratio, 1 - eps, 1 + eps) * A)`` with ``ratio = pi / pi_old``.
+
+    All inputs (B,); ``clip_epsilon`` may vary per sample. Returns (loss, ratio, clipped ratio), each (B,).
+    """
+    ratio = F.exp(log_prob - old_log_prob)
+    clipped = F.minimum(F.maximum(ratio, 1.0 - clip_epsilon), 1.0 + clip_epsilon)
+    return -F.minimum(ratio * advantage, clipped * advantage), ratio, clipped
+
+
+def categorical_log_prob_entropy(F: Any, logits: Any, action: Any) -> tuple[Any, Any]:
+    """log pi(a|s) (B,) of actions (B,) under softmax(logits (B, A)), and the entropy (B,)."""
+    log_p = F.log_softmax(logits, axis=1)
+    return F.pick(log_p, action, axis=1), -F.sum(F.exp(log_p) * log_p, axis=1)
+
+
+def gaussian_log_prob_entropy(F: Any, mean: Any, log_std: Any, action: Any) -> tuple[Any, Any]:
+    """log N(a; mean, exp(log_std)^2) (B,) summed over the K dimensions, and the entropy (B,)."""
+    z = (action - mean) / F.exp(log_std)
+    log_prob = F.sum(-0.5 * F.square(z) - log_std - 0.5 * _LOG_2PI, axis=1)
+    return log_prob, F.sum(log_std + 0.5 * (_LOG_2PI + 1.0), axis=1)
+
+
+class PPOLoss(gluon.HybridBlock):
+    """The update's per-sample loss as one hybridized graph.
+
+    Input, packed (B, D + K + 5): ``obs | action (K columns; 1 for discrete) | old_log_prob | advantage |
+    value_target | clip_epsilon | kl_coefficient``. Outputs the loss (B,) and diagnostics (B, 7):
+    policy loss, value loss, entropy, KL estimate, ratio, clipped ratio, value.
+    """
+
+    def __init__(self, network: ActorCritic, obs_size: int, action_size: int, continuous: bool,
+                 beta_entropy: float, use_kl: bool, high_kl_penalty: float, target_kl: float) -> None:
+        super().__init__(prefix="ppoloss_")
+        self.network = network
+        self._d, self._k = obs_size, action_size
+        self._continuous = continuous
+        self._beta_entropy = beta_entropy
+        self._use_kl = use_kl
+        self._high_kl_penalty = high_kl_penalty
+        self._target_kl = target_kl
+
+    def hybrid_forward(self, F: Any, packed: Any) -> Any:
+        d, k = self._d, self._k
+
+        def column(offset: int) -> Any:
+            return F.slice_axis(packed, axis=1, begin=d + k + offset, end=d + k + offset + 1).reshape((-1,))
+
+        obs = F.slice_axis(packed, axis=1, begin=0, end=d)
+        action = F.slice_axis(packed, axis=1, begin=d, end=d + k)
+        old_log_prob, advantage, value_target, clip_epsilon, kl_coefficient = (column(i) for i in range(5))
+        outputs = self.network(obs)
+        if self._continuous:
+            value, mean, log_std = outputs
+            log_prob, entropy = gaussian_log_prob_entropy(F, mean, log_std, action)
+        else:
+            value, logits = outputs
+            log_prob, entropy = categorical_log_prob_entropy(F, logits, action.reshape((-1,)))
+        policy_loss, ratio, clipped = clipped_surrogate_loss(F, log_prob, old_log_prob, advantage, clip_epsilon)
+        value_loss = F.square(value - value_target)
+        # Per-sample KL(old || new) estimate (Schulman's k3): non-negative, unbiased, no old distribution needed.
+        kl = (ratio - 1.0) - (log_prob - old_log_prob)
+        loss = policy_loss + value_loss - self._beta_entropy * entropy
+        if self._use_kl:
+            loss = loss + kl_coefficient * kl + self._high_kl_penalty * F.square(F.relu(kl - 2.0 * self._target_kl))
+        diagnostics = F.stack(policy_loss, value_loss, entropy, kl, ratio, clipped, value, axis=1)
+        return loss, F.stop_gradient(diagnostics)
+
+
+# ---- parameters ---------------------------------------------------------------------------------------
+class PolicyGradientRescaler(Enum):
+    """Accepted for Coach compatibility; Clipped PPO always uses GAE."""
+
+    TOTAL_RETURN = 0
+    FUTURE_RETURN = 1
+    FUTURE_RETURN_NORMALIZED_BY_EPISODE = 2
+    FUTURE_RETURN_NORMALIZED_BY_TIMESTEP = 3
+    Q_VALUE = 4
+    A_VALUE = 5
+    TD_RESIDUAL = 6
+    DISCOUNTED_TD_RESIDUAL = 7
+    GAE = 8
+
+
+class ClippedPPOAlgorithmParameters(AlgorithmParameters):
+    """Coach's Clipped PPO defaults.
+
+    :param policy_gradient_rescaler: accepted for Coach compatibility (GAE is used).
+    :param gae_lambda: GAE's lambda.
+    :param clip_likelihood_ratio_using_epsilon: the clip range epsilon of the likelihood ratio.
+    :param clipping_decay_schedule: multiplies epsilon; steps once per action the agent chooses.
+    :param beta_entropy: weight of the entropy bonus.
+    :param optimization_epochs: passes over the rollout per update.
+    :param estimate_state_value_using_gae: value targets = GAE advantage + V (else discounted returns).
+    :param num_consecutive_playing_steps: environment steps (or episodes) played between updates.
+    :param act_for_full_episodes: update only at a step where some episode has just ended.
+    :param num_episodes_in_experience_replay: accepted for Coach compatibility (the rollout is cleared
+        at every update).
+    :param use_kl_regularization: add ``kl_coefficient * KL`` and a high-KL penalty to the loss, adapting
+        the coefficient towards ``target_kl_divergence`` after each update.
+    :param initial_kl_coefficient: the first KL coefficient.
+    :param target_kl_divergence: the KL the coefficient adapts towards.
+    :param high_kl_penalty_coefficient: weight of ``max(0, KL - 2 * target)^2``.
+    :param normalization_stats: accepted for Coach compatibility.
+    :param value_targets_mix_fraction: accepted for Coach compatibility.
+    :param use_separate_networks_per_head: kept on the network parameters, as in Coach.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.policy_gradient_rescaler = PolicyGradientRescaler.GAE
+        self.gae_lambda = 0.95
+        self.use_kl_regularization = False
+        self.clip_likelihood_ratio_using_epsilon = 0.2
+        self.estimate_state_value_using_gae = True
+        self.beta_entropy = 0.01
+        self.num_consecutive_playing_steps = EnvironmentSteps(2048)
+        self.optimization_epochs = 10
+        self.normalization_stats: Any = None
+        self.clipping_decay_schedule: Schedule = ConstantSchedule(1)
+        self.act_for_full_episodes = True
+        self.update_pre_network_filters_state_on_train = True
+        self.update_pre_network_filters_state_on_inference = False
+        self.num_episodes_in_experience_replay = 1000000
+        self.initial_kl_coefficient = 1.0
+        self.target_kl_divergence = 0.01
+        self.high_kl_penalty_coefficient = 1000.0
+        self.value_targets_mix_fraction = 0.1
+
+
+class ClippedPPONetworkParameters(NetworkParameters):
+    """Two tanh towers (Medium embedder and middleware) for the V head and the PPO head, Adam, batch 64."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.input_embedders_parameters = {"observation": InputEmbedderParameters(activation_function="tanh")}
+        self.middleware_parameters = FCMiddlewareParameters(activation_function="tanh")
+        self.heads_parameters = [VHeadParameters(), PPOHeadParameters()]
+        self.batch_size = 64
+        self.optimizer_type = "Adam"
+        self.clip_gradients = None
+        self.use_separate_networks_per_head = True
+        self.create_target_network = True
+        self.l2_regularization = 0.0
+
+
+class ClippedPPOAgentParameters(AgentParameters):
+    """Clipped PPO: categorical exploration for discrete actions, the network's Gaussian for box actions."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            algorithm=ClippedPPOAlgorithmParameters(),
+            exploration={DiscreteActionSpace: CategoricalParameters(), BoxActionSpace: AdditiveNoiseParameters()},
+            memory=EpisodicExperienceReplayParameters(),
+            networks={"main": ClippedPPONetworkParameters()},
+        )
+
+    @property
+    def agent_class(self) -> type:
+        return ClippedPPOAgent
+
+
+# ---- the agent ----------------------------------------------------------------------------------------
+class ClippedPPOAgent(Agent):
+    """Clipped PPO over a discrete or box action space."""
+
+    signal_names = Agent.signal_names + (
+        ENTROPY, ADVANTAGES, VALUES, VALUE_LOSS, POLICY_LOSS, VALUE_TARGETS, KL_DIVERGENCE, LIKELIHOOD_RATIO,
+        CLIPPED_LIKELIHOOD_RATIO,
+    )
+    default_num_envs = 8
+
+    def __init__(self, agent_params: AgentParameters, spaces: SpacesDefinition, rng: np.random.Generator) -> None:
+        super().__init__(agent_params, spaces, rng)
+        action_space = spaces.action
+        self.continuous = isinstance(action_space, BoxActionSpace)
+        if not self.continuous and not isinstance(action_space, DiscreteActionSpace):
+            raise ParameterValueError(f"Clipped PPO needs a discrete or box action space, got {action_space!r}.")
+        self.action_size = int(np.prod(action_space.shape)) if self.continuous else 1
+        num_outputs = self.action_size if self.continuous else action_space.num_actions
+        net_params: NetworkParameters = agent_params.network_wrappers["main"]
+        embedder = observation_embedder(net_params)
+        # The old policy is frozen by computing its log-probabilities once per update: no target copy needed.
+        net_params.create_target_network = False
+
+        def build(prefix: str) -> gluon.HybridBlock:
+            return ActorCritic(embedder, net_params.middleware_parameters, num_outputs, self.continuous, prefix=prefix)
+
+        self.network = NetworkWrapper("main", net_params, build, spaces.observation_size)
+        self.networks["main"] = self.network
+        algorithm = self.algorithm
+        self.loss = PPOLoss(
+            self.network.online, spaces.observation_size, self.action_size, self.continuous,
+            float(algorithm.beta_entropy), bool(algorithm.use_kl_regularization),
+            float(algorithm.high_kl_penalty_coefficient), float(algorithm.target_kl_divergence),
+        )
+        self.loss.hybridize(static_alloc=True)
+        self.kl_coefficient = float(algorithm.initial_kl_coefficient)
+        self.rollout = Rollout()
+        self._episode_ended_last_step = False
+        self._last_kl = 0.0
+        exploration = resolve_exploration(agent_params.exploration, spaces)
+        if isinstance(exploration, EGreedyParameters) and self.continuous:
+            exploration = exploration.continuous_exploration_policy_parameters
+        self.exploration_params = exploration
+        self.e_greedy = EGreedy(exploration, action_space.num_actions, rng) if isinstance(exploration, EGreedyParameters) else None
+        expected = AdditiveNoiseParameters if self.continuous else (CategoricalParameters, EGreedyParameters)
+        if not isinstance(exploration, expected):
+            raise ParameterValueError(
+                f"agent_params.exploration is {type(exploration).__name__}; Clipped PPO on a "
+                f"{type(action_space).__name__} uses "
+                f"{'AdditiveNoiseParameters' if self.continuous else 'CategoricalParameters or EGreedyParameters'}."
+            )
+
+    # ---- acting -------------------------------------------------------------------------------------
+    def choose_actions(self, obs: np.ndarray, phase: RunPhase) -> np.ndarray:
+        outputs = self.network.online(nd.array(obs, dtype=np.float32))
+        self.algorithm.clipping_decay_schedule.step(obs.shape[0])
+        if self.continuous:
+            mean, log_std = outputs[1].asnumpy(), outputs[2].asnumpy()
+            if phase == RunPhase.TEST:
+                return mean
+            return (mean + np.exp(log_std) * self.rng.standard_normal(mean.shape)).astype(np.float32)
+        logits = outputs[1].asnumpy().astype(np.float64)
+        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        if self.e_greedy is not None:
+            return self.e_greedy.choose(probs, phase)
+        if phase == RunPhase.TEST:
+            return probs.argmax(axis=1).astype(np.int64)
+        draws = self.rng.random((probs.shape[0], 1))
+        return np.minimum((probs.cumsum(axis=1) < draws).sum(axis=1), probs.shape[1] - 1).astype(np.int64)
+
+    def exploration_value(self, phase: RunPhase) -> float:
+        if self.e_greedy is not None:
+            return self.e_greedy.epsilon(phase)
+        if self.continuous and phase != RunPhase.TEST:
+            log_std = self.network.online.log_std.data().asnumpy()
+            return float(np.exp(log_std).mean())
+        return 0.0
+
+    # ---- storing ------------------------------------------------------------------------------------
+    def store(self, env_index: np.ndarray, obs: np.ndarray, action: np.ndarray, reward: np.ndarray,
+              next_obs: np.ndarray, terminated: np.ndarray, truncated: np.ndarray) -> None:
+        self.rollout.store(env_index, obs, action, reward, next_obs, terminated, truncated)
+        self._episode_ended_last_step = bool((terminated | truncated).any())
+
+    def memory_sizes(self) -> tuple[int, int]:
+        return self.rollout.num_transitions, self.rollout.num_episodes
+
+    # ---- training -----------------------------------------------------------------------------------
+    def train(self) -> int:
+        """Run an update once ``num_consecutive_playing_steps`` have been played since the last one."""
+        playing = self.algorithm.num_consecutive_playing_steps
+        played = self._episodes_since_training if isinstance(playing, EnvironmentEpisodes) else self._steps_since_training
+        if played < playing.num_steps or not self.rollout.num_transitions:
+            return 0
+        if self.algorithm.act_for_full_episodes and isinstance(playing, EnvironmentSteps) and not self._episode_ended_last_step:
+            return 0
+        self._steps_since_training = self._episodes_since_training = 0
+        updates = self.update()
+        self.training_iteration += 1
+        return updates
+
+    def _forward_all(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(values (T,), raw policy outputs) for T observations, in chunks to bound memory."""
+        values, policy, log_std = [], [], []
+        for start in range(0, len(obs), 4096):
+            outputs = self.network.online(nd.array(obs[start:start + 4096], dtype=np.float32))
+            values.append(outputs[0].asnumpy())
+            policy.append(outputs[1].asnumpy())
+            if self.continuous:
+                log_std.append(outputs[2].asnumpy())
+        extra = (np.concatenate(policy), np.concatenate(log_std)) if self.continuous else (np.concatenate(policy),)
+        return np.concatenate(values), extra
+
+    def _log_prob(self, policy: tuple[np.ndarray, ...], action: np.ndarray) -> np.ndarray:
+        if self.continuous:
+            log_prob, _ = gaussian_log_prob_entropy(nd, nd.array(policy[0]), nd.array(policy[1]), nd.array(action))
+        else:
+            log_prob, _ = categorical_log_prob_entropy(nd, nd.array(policy[0]), nd.array(action))
+        return log_prob.asnumpy()
+
+    def update(self) -> int:
+        """One PPO update over everything played since the last; returns the number of gradient steps."""
+        algorithm = self.algorithm
+        batch = self.rollout.drain()
+        obs = self.pre_network_filter.filter_observation(
+            batch.obs, update=bool(algorithm.update_pre_network_filters_state_on_train))
+        next_obs = self.pre_network_filter.filter_observation(batch.next_obs, update=False)
+        count = len(obs)
+        values, policy = self._forward_all(np.concatenate([obs, next_obs]))
+        value, next_value = values[:count], values[count:]
+        old_log_prob = self._log_prob(tuple(p[:count] for p in policy), batch.action)
+        lam = float(algorithm.gae_lambda) if algorithm.estimate_state_value_using_gae else 1.0
+        advantage, value_target = compute_gae(batch.reward, value, next_value, batch.terminated, batch.segment_end,
+                                              float(algorithm.discount), lam)
+        self.signals[ADVANTAGES].add_many(advantage)
+        self.signals[VALUES].add_many(value)
+        self.signals[VALUE_TARGETS].add_many(value_target)
+        advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+        clip_epsilon = float(algorithm.clip_likelihood_ratio_using_epsilon) * float(algorithm.clipping_decay_schedule.current_value)
+        action = batch.action.reshape(count, -1).astype(np.float32)
+        packed = np.concatenate([
+            obs, action, old_log_prob[:, None], advantage[:, None], value_target[:, None],
+            np.full((count, 1), clip_epsilon, np.float32), np.full((count, 1), self.kl_coefficient, np.float32),
+        ], axis=1).astype(np.float32)
+        batch_size = int(self.network.params.batch_size)
+        steps = 0
+        for epoch in range(int(algorithm.optimization_epochs)):
+            order = self.rng.permutation(count)
+            epoch_stats = []
+            for start in range(0, count, batch_size):
+                result = self.network.train_step(self.loss, packed[order[start:start + batch_size]])
+                self.record_update(result)
+                epoch_stats.append(result.extras[0].mean(axis=0))
+                steps += 1
+            self._record_epoch(epoch, np.mean(epoch_stats, axis=0))
+        self._adapt_kl_coefficient()
+        return steps
+
+    def _record_epoch(self, epoch: int, stats: np.ndarray) -> None:
+        policy_loss, value_loss, entropy, kl, ratio, clipped, _ = (float(x) for x in stats)
+        for name, value in ((POLICY_LOSS, policy_loss), (VALUE_LOSS, value_loss), (ENTROPY, entropy),
+                            (KL_DIVERGENCE, kl), (LIKELIHOOD_RATIO, ratio), (CLIPPED_LIKELIHOOD_RATIO, clipped)):
+            self.signals[name].add(value)
+        self.signals[signals.LEARNING_RATE].add(self.network.optimizer.learning_rate)
+        self._last_kl = kl
+        self._reports.append(("Policy training", {
+            "Surrogate loss": policy_loss, "KL divergence": kl, "Entropy": entropy, "training epoch": epoch,
+            "learning_rate": self.network.optimizer.learning_rate,
+        }))
+
+    def _adapt_kl_coefficient(self) -> None:
+        if not self.algorithm.use_kl_regularization:
+            return
+        target = float(self.algorithm.target_kl_divergence)
+        if self._last_kl > 1.5 * target:
+            self.kl_coefficient *= 2.0
+        elif self._last_kl < target / 1.5:
+            self.kl_coefficient /= 2.0
+
+    # ---- state --------------------------------------------------------------------------------------
+    def schedules(self) -> dict[str, Schedule]:
+        out = {"clipping_decay_schedule": self.algorithm.clipping_decay_schedule}
+        if self.e_greedy is not None:
+            out["epsilon_schedule"] = self.e_greedy.params.epsilon_schedule
+        return out
+
+    def counters(self) -> dict[str, float]:
+        return {**super().counters(), "kl_coefficient": self.kl_coefficient}
+
+    def load_counters(self, counters: dict[str, Any]) -> None:
+        super().load_counters(counters)
+        self.kl_coefficient = float(counters["kl_coefficient"])
+
