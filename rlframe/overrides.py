@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from rlframe.core_types import STEP_UNITS, EnvironmentEpisodes, EnvironmentSteps, StepMethod, TrainingSteps
+from rlframe.core_types import STEP_UNITS, StepMethod
 from rlframe.errors import ParameterValueError, UnknownParameterError, closest
 from rlframe.memories.memory import MemoryGranularity
 from rlframe.networks.parameters import Dense

@@ -1,6 +1,5 @@
 """A run killed with SIGKILL after its second checkpoint resumes from that checkpoint's counters."""
 import json
-import os
 import signal
 import subprocess
 import sys

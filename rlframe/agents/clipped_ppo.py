@@ -38,7 +38,7 @@ from rlframe.exploration.parameters import AdditiveNoiseParameters, CategoricalP
 from rlframe.memories.episodic_replay import Rollout
 from rlframe.memories.memory import EpisodicExperienceReplayParameters
 from rlframe.networks.blocks import ActorCritic, observation_embedder
-from rlframe.networks.network_wrapper import NetworkWrapper, TrainResult
+from rlframe.networks.network_wrapper import NetworkWrapper
 from rlframe.networks.parameters import (
     FCMiddlewareParameters,
     InputEmbedderParameters,

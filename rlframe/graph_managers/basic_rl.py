@@ -7,15 +7,15 @@ episode in progress is paused, not abandoned, at an evaluation boundary; every C
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable
 
 import mxnet as mx
 import numpy as np
 
 from rlframe.agents.agent import Agent
-from rlframe.core_types import EnvironmentEpisodes, EnvironmentSteps, RunPhase, StepMethod, TrainingSteps
+from rlframe.core_types import EnvironmentEpisodes, EnvironmentSteps, RunPhase, StepMethod
 from rlframe.environments.gym_environment import EnvironmentPool, make_env_factory
 from rlframe.errors import ParameterValueError
 from rlframe.graph_managers.graph_manager import (
@@ -377,7 +377,7 @@ class BasicRLGraphManager(GraphManager):
         frame_skip = int(getattr(self.env_params, "frame_skip", 1) or 1)
         for i in np.flatnonzero(pool.episode_started & pool.active):
             recorder = EpisodeRecorder(frame_skip)
-            recorder.add(pool.render(int(i)))
+            recorder.step(partial(pool.render, int(i)))
             recorders[int(i)] = recorder
 
     def _record_frames(self, pool: EnvironmentPool, phase: RunPhase, index: np.ndarray, finished: list[FinishedEpisode]) -> None:
@@ -385,7 +385,7 @@ class BasicRLGraphManager(GraphManager):
         ended = {e.env_index: e for e in finished}
         for i in index:
             if int(i) in recorders and int(i) not in ended:
-                recorders[int(i)].add(pool.render(int(i)))
+                recorders[int(i)].step(partial(pool.render, int(i)))
         for i, episode in ended.items():
             recorder = recorders.pop(i, None)
             if recorder is None:

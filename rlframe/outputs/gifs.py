@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Callable
 
 import imageio.v3 as iio
 import numpy as np
@@ -28,9 +29,10 @@ class EpisodeRecorder:
         self.frames: list[np.ndarray] = []
         self._step = 0
 
-    def add(self, frame: np.ndarray) -> None:
+    def step(self, render: Callable[[], np.ndarray]) -> None:
+        """Count one environment step; ``render`` is called only for the frames that are kept."""
         if self._step % self.stride == 0:
-            self.frames.append(frame)
+            self.frames.append(render())
             if len(self.frames) > MAX_FRAMES:
                 self.frames = self.frames[::2]
                 self.stride *= 2

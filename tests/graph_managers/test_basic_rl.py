@@ -1,10 +1,8 @@
 """Short real runs of preset-cartpole-dqn through the CLI: outputs, evaluation boundaries, determinism."""
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
-import pytest
 import yaml
 from PIL import Image
 
