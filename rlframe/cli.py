@@ -174,6 +174,8 @@ def _train(argv: Sequence[str] | None) -> int:
             os.environ.pop("RLFRAME_PROGRESS", None)
         else:
             os.environ["RLFRAME_PROGRESS"] = previous
+    for name, value in graph_manager._hyperparameters.recorded.items():
+        print(f"Note: {name}={value} is recorded in parameters.yaml; rlframe does not export models yet.")
     print(f"Experiment directory: {graph_manager.experiment_path}")
     print(f"CSV: {graph_manager.csv_path}")
     print(f"GIFs: {os.path.join(graph_manager.experiment_path, 'gifs')}")

@@ -18,6 +18,7 @@ import yaml
 from rlframe.core_types import EnvironmentEpisodes, EnvironmentSteps, RunPhase, StepMethod, Time, TrainingSteps
 from rlframe.errors import ParameterValueError
 from rlframe.outputs.atomic import atomic_write_text
+from rlframe.overrides import Hyperparameters
 from rlframe.outputs.checkpoints import CheckpointFiles, CheckpointWriter, latest_checkpoint, load_arrays, read_state
 from rlframe.outputs.csv_logger import CsvLogger, csv_file_name
 from rlframe.outputs.screen import Screen
@@ -135,6 +136,7 @@ class GraphManager(Parameters):
         self.task_parameters: TaskParameters | None = None
         self._preset_dir: Path | None = None
         self._preset_name = "experiment"
+        self._hyperparameters = Hyperparameters()
 
     # ---- set-up shared by every graph ---------------------------------------------------------------
     @property
@@ -172,6 +174,8 @@ class GraphManager(Parameters):
             "visualization_parameters": to_plain(self.visualization_parameters),
             "preset_validation_params": to_plain(self.preset_validation_params),
             "task_parameters": to_plain(self.task_parameters),
+            "hyperparameters": {"applied": to_plain(self._hyperparameters.applied),
+                                "recorded": to_plain(self._hyperparameters.recorded)},
         }
         atomic_write_text(path, yaml.safe_dump(tree, sort_keys=False, default_flow_style=False))
 
