@@ -19,7 +19,7 @@ HYPERPARAMETER_SHORTCUTS = "mountain_car"
 # Graph Scheduling #
 ####################
 schedule_params = ScheduleParameters()
-schedule_params.improve_steps = EnvironmentSteps(600000)
+schedule_params.improve_steps = EnvironmentSteps(800000)
 schedule_params.steps_between_evaluation_periods = EnvironmentSteps(32768)
 schedule_params.evaluation_steps = EnvironmentEpisodes(10)
 schedule_params.heatup_steps = EnvironmentSteps(0)
@@ -61,7 +61,7 @@ env_params.custom_reward_threshold = -110
 preset_validation_params = PresetValidationParameters()
 preset_validation_params.test = True
 preset_validation_params.min_reward_threshold = -110
-preset_validation_params.max_episodes_to_achieve_reward = 1000
+preset_validation_params.max_episodes_to_achieve_reward = 3000
 
 graph_manager = BasicRLGraphManager(agent_params=agent_params, env_params=env_params,
                                     schedule_params=schedule_params, vis_params=VisualizationParameters(),
