@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from mxnet import gluon, nd
 
-from rlframe.networks.optimizer import Optimizer
+from rlframe.networks.optimizer import FLUSH_EVERY, Optimizer
 from rlframe.networks.parameters import NetworkParameters
 
 
@@ -67,3 +67,30 @@ def test_unknown_optimizer_type_is_named():
     layer = _dense(3)
     with pytest.raises(Exception, match="optimizer_type = 'Adamm' is not supported. Did you mean 'Adam'"):
         Optimizer(params, [layer.weight, layer.bias], "network_wrappers['main']")
+
+
+def test_clipping_by_global_norm_rescales_the_gradient_and_reports_the_unclipped_norm():
+    params = NetworkParameters()
+    params.clip_gradients = 1.0
+    clipped, reference = _dense(4), _dense(4)
+    weight_grad, bias_grad = np.full((3, 2), 3.0), np.full(3, 4.0)
+    norm = np.sqrt((weight_grad**2).sum() + (bias_grad**2).sum())
+    _set_grads(clipped, weight_grad, bias_grad)
+    _set_grads(reference, weight_grad / norm, bias_grad / norm)
+    assert Optimizer(params, [clipped.weight, clipped.bias], "a").step() == pytest.approx(norm, rel=1e-5)
+    params_plain = NetworkParameters()
+    Optimizer(params_plain, [reference.weight, reference.bias], "b").step()
+    np.testing.assert_allclose(clipped.weight.data().asnumpy(), reference.weight.data().asnumpy(), rtol=1e-5)
+
+
+def test_moments_decaying_towards_subnormal_floats_are_flushed_to_zero():
+    params = NetworkParameters()
+    layer = _dense(5)
+    optimizer = Optimizer(params, [layer.weight, layer.bias], "test")
+    _set_grads(layer, np.full((3, 2), 1e-32), np.zeros(3))
+    for _ in range(FLUSH_EVERY):
+        optimizer.step()
+    first_moment = optimizer.moments[0][0].asnumpy()
+    assert (first_moment == 0).all()  # |m| ~ 1e-32 < FLUSH_BELOW
+    tiny = np.finfo(np.float32).tiny
+    assert not any(((m.asnumpy() != 0) & (np.abs(m.asnumpy()) < tiny)).any() for moment in optimizer.moments for m in moment)
