@@ -268,7 +268,8 @@ class ClippedPPOAgent(Agent):
         net_params.create_target_network = False
 
         def build(prefix: str) -> gluon.HybridBlock:
-            return ActorCritic(embedder, net_params.middleware_parameters, num_outputs, self.continuous, prefix=prefix)
+            return ActorCritic(embedder, net_params.middleware_parameters, num_outputs, self.continuous,
+                               spaces.observation_size, prefix=prefix)
 
         self.network = NetworkWrapper("main", net_params, build, spaces.observation_size)
         self.networks["main"] = self.network

@@ -157,7 +157,8 @@ class DQNAgent(Agent):
         embedder = observation_embedder(net_params)
 
         def build(prefix: str) -> gluon.HybridBlock:
-            return MLP(embedder, net_params.middleware_parameters, num_actions, output_bias=bias, prefix=prefix)
+            return MLP(embedder, net_params.middleware_parameters, num_actions, spaces.observation_size,
+                       output_bias=bias, prefix=prefix)
 
         self.network = NetworkWrapper("main", net_params, build, spaces.observation_size)
         if self.network.target is None:

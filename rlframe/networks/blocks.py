@@ -2,6 +2,7 @@
 live with their algorithms."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import mxnet as mx
@@ -56,6 +57,19 @@ def layer_sizes(scheme: Any, schemes: dict, where: str) -> list[int]:
     raise ParameterValueError(f"{where}.scheme = {scheme!r} is not a scheme: use one of {names}, or a list such as [Dense(64)].")
 
 
+def _dense(units: int, fan_in: int, weight_scale: float | None = None, bias: float | None = None) -> gluon.nn.Dense:
+    """A Dense layer initialised as PyTorch's default: weights and biases uniform in +-1/sqrt(fan_in).
+
+    On CartPole DQN this kept late evaluations stable where Glorot weights with zero biases (Coach's
+    TensorFlow default) let them collapse (benchmarks/dqn_cartpole.py). ``weight_scale`` draws the weights
+    from N(0, weight_scale) instead; ``bias`` sets a constant bias.
+    """
+    bound = 1.0 / math.sqrt(fan_in)
+    weight_init = mx.init.Normal(weight_scale) if weight_scale else mx.init.Uniform(bound)
+    bias_init = mx.init.Constant(bias) if bias is not None else mx.init.Uniform(bound)
+    return gluon.nn.Dense(units, in_units=fan_in, flatten=True, weight_initializer=weight_init, bias_initializer=bias_init)
+
+
 class MLP(gluon.HybridBlock):
     """Observation (B, D) -> embedder layers -> middleware layers -> output layer (B, num_outputs).
 
@@ -67,6 +81,7 @@ class MLP(gluon.HybridBlock):
         embedder: InputEmbedderParameters,
         middleware: FCMiddlewareParameters | None,
         num_outputs: int,
+        input_size: int,
         output_bias: float | None = None,
         output_weight_scale: float | None = None,
         **kwargs: Any,
@@ -84,17 +99,17 @@ class MLP(gluon.HybridBlock):
                     (layer_sizes(middleware.scheme, MIDDLEWARE_SCHEMES, "middleware_parameters"),
                      middleware.activation_function, "middleware_parameters")
                 )
+            fan_in = input_size
             for sizes, activation, stage_where in stages:
                 for units in sizes:
-                    self.body.add(gluon.nn.Dense(units, flatten=True))
+                    self.body.add(_dense(units, fan_in))
+                    fan_in = units
                     act = activation_block(activation, stage_where)
                     if act is not None:
                         self.body.add(act)
             self.output = None
             if num_outputs:
-                bias_init = mx.init.Constant(output_bias) if output_bias is not None else "zeros"
-                weight_init = mx.init.Normal(output_weight_scale) if output_weight_scale else None
-                self.output = gluon.nn.Dense(num_outputs, weight_initializer=weight_init, bias_initializer=bias_init)
+                self.output = _dense(num_outputs, fan_in, output_weight_scale, output_bias)
 
     def hybrid_forward(self, F: Any, x: Any) -> Any:
         if self._offset != 0.0 or self._rescale != 1.0:
@@ -124,12 +139,12 @@ class ActorCritic(gluon.HybridBlock):
     """
 
     def __init__(self, embedder: InputEmbedderParameters, middleware: FCMiddlewareParameters | None,
-                 num_policy_outputs: int, continuous: bool, **kwargs: Any) -> None:
+                 num_policy_outputs: int, continuous: bool, input_size: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._continuous = continuous
         with self.name_scope():
-            self.value = MLP(embedder, middleware, 1, prefix="value_")
-            self.policy = MLP(embedder, middleware, num_policy_outputs, output_weight_scale=0.01, prefix="policy_")
+            self.value = MLP(embedder, middleware, 1, input_size, prefix="value_")
+            self.policy = MLP(embedder, middleware, num_policy_outputs, input_size, output_weight_scale=0.01, prefix="policy_")
             if continuous:
                 self.log_std = self.params.get("log_std", shape=(1, num_policy_outputs), init=mx.init.Zero())
 

@@ -15,7 +15,7 @@ def _wrapper(activation="relu", bias=None):
     middleware = FCMiddlewareParameters(scheme=[Dense(4)])
 
     def build(prefix):
-        return MLP(embedder, middleware, 3, output_bias=bias, prefix=prefix)
+        return MLP(embedder, middleware, 3, 2, output_bias=bias, prefix=prefix)
 
     return NetworkWrapper("main", params, build, input_size=2)
 
