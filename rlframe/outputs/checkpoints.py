@@ -16,6 +16,7 @@ import glob
 import json
 import os
 import re
+import zipfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,7 +68,7 @@ def load_arrays(path: str) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise CheckpointError(f"Checkpoint file {path} is corrupt or unreadable ({exc}). Restore from an earlier checkpoint.") from exc
 
 
