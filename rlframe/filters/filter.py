@@ -99,13 +99,14 @@ class InputFilter(Parameters):
         return out
 
     def load_state(self, state: dict[str, Any]) -> None:
+        def with_prefix(prefix: str) -> dict[str, Any]:
+            return {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+
         for obs_name, filters in self.observation_filters.items():
             for name, obs_filter in filters.items():
-                prefix = f"observation_filters.{obs_name}.{name}."
-                obs_filter.load_state({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+                obs_filter.load_state(with_prefix(f"observation_filters.{obs_name}.{name}."))
         for name, reward_filter in self.reward_filters.items():
-            prefix = f"reward_filters.{name}."
-            reward_filter.load_state({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+            reward_filter.load_state(with_prefix(f"reward_filters.{name}."))
 
 
 class NoInputFilter(InputFilter):

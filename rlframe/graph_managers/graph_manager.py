@@ -19,7 +19,14 @@ from rlframe.core_types import EnvironmentEpisodes, EnvironmentSteps, RunPhase, 
 from rlframe.errors import ParameterValueError
 from rlframe.outputs.atomic import atomic_write_text
 from rlframe.overrides import Hyperparameters
-from rlframe.outputs.checkpoints import CheckpointFiles, CheckpointWriter, latest_checkpoint, load_arrays, read_state
+from rlframe.outputs.checkpoints import (
+    CheckpointFiles,
+    CheckpointWriter,
+    latest_checkpoint,
+    load_arrays,
+    read_state,
+    with_prefix,
+)
 from rlframe.outputs.csv_logger import CsvLogger, csv_file_name
 from rlframe.outputs.screen import Screen
 from rlframe.parameters import (
@@ -250,12 +257,9 @@ class GraphManager(Parameters):
         try:
             for name, net in agent.networks.items():
                 net.load(files.prefix)
-                prefix = f"optimizer.{name}."
-                net.optimizer.load_state({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
-            agent.input_filter.load_state({k[13:]: v for k, v in arrays.items() if k.startswith("input_filter.")})
-            agent.pre_network_filter.load_state(
-                {k[19:]: v for k, v in arrays.items() if k.startswith("pre_network_filter.")}
-            )
+                net.optimizer.load_state(with_prefix(arrays, f"optimizer.{name}."))
+            agent.input_filter.load_state(with_prefix(arrays, "input_filter."))
+            agent.pre_network_filter.load_state(with_prefix(arrays, "pre_network_filter."))
             agent.load_counters(state["agent"]["counters"])
             for key, schedule in agent.schedules().items():
                 schedule.load_state(state["agent"]["schedules"][key])

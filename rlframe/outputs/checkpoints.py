@@ -58,6 +58,11 @@ class CheckpointFiles:
         return int(_NAME.match(self.name).group("id"))  # type: ignore[union-attr]
 
 
+def with_prefix(arrays: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """The entries whose key starts with ``prefix``, keyed without it."""
+    return {key[len(prefix):]: value for key, value in arrays.items() if key.startswith(prefix)}
+
+
 def save_arrays(path: str, arrays: dict[str, np.ndarray]) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
