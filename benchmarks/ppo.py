@@ -11,7 +11,7 @@ machine has a local CPU wheel of torch 2.13.0 that pip finds, so no CUDA package
 
 Run (from the repository root)::
 
-    /tmp/benchvenv/bin/python benchmarks/ppo.py                  # both environments, seeds 0-2 (~30 min)
+    /tmp/benchvenv/bin/python benchmarks/ppo.py                  # both environments, seeds 0-2 (~4 min)
     /tmp/benchvenv/bin/python benchmarks/ppo.py --quick          # smoke test: seed 0, short caps (~1 min)
     /tmp/benchvenv/bin/python benchmarks/ppo.py --envs cartpole --seeds 0 1 2 3 4
     /tmp/benchvenv/bin/python benchmarks/ppo.py --profile --envs mountain-car --cap 65536   # cProfile of rlframe
@@ -24,26 +24,29 @@ and ``CartPole-v0`` (200-step limit; solved at >= 195). Three configurations per
 (i) rlframe with its shipped preset (``preset-mountain-car-continuous-clipped-ppo-tuned`` and
     ``CartPole_ClippedPPO``), loaded with ``rlframe.presets.load_preset`` and run in this process. Only the
     schedule is changed: ``improve_steps`` = the step cap, an evaluation of 10 episodes every evaluation
-    period (see below), no other parameter.
-(ii) SB3 PPO with rl-baselines3-zoo's hyperparameters (rl_zoo3 2.9.2 ``ppo.yml``, see ``ZOO_SETTINGS``):
+    period (see below), no other parameter. It keeps its default outputs (CSV, screen lines, parameters.yaml;
+    the final checkpoint is written after the clock stops).
+(ii) SB3 PPO with rl-baselines3-zoo's hyperparameters (rl_zoo3 2.9.2 ``ppo.yml``, see ``ENVIRONMENTS``):
     Mountain Car uses the ``MountainCarContinuous-v0`` entry (VecNormalize of observations and rewards,
     gamma 0.9999, 1 env x 8 steps, batch 256 (cut to 8 by SB3), 10 epochs, lr 7.77e-5, entropy 0.00429,
-    clip 0.1, GAE lambda 0.9, grad norm 5, vf_coef 0.19, gSDE with log_std -3.29, no orthogonal init);
+    clip 0.1, GAE lambda 0.9, grad norm 5, vf_coef 0.19, gSDE with log_std -3.29, no orthogonal init; the zoo
+    tuned it on the 999-step MountainCarContinuous-v0, here it runs on the same 10,000-step environment);
     CartPole uses the ``CartPole-v1`` entry (8 envs x 32 steps, batch 256, 20 epochs, gamma 0.98, lambda 0.8,
-    no entropy, lr and clip linear from 0.001 and 0.2 to 0 over the zoo's 100,000 steps, 2x64 tanh).
+    no entropy, lr and clip linear from 0.001 and 0.2 to 0 over the zoo's 100,000 steps, 2x64 tanh, and SB3's
+    defaults vf_coef 0.5 and max_grad_norm 0.5).
 (iii) SB3 PPO at rlframe's settings, read from the preset by ``rlframe_settings``: the same number of envs,
     rollout length per update (``num_consecutive_playing_steps``), batch size, epochs, Adam lr, betas and
     epsilon, discount, GAE lambda, clip epsilon times ``clipping_decay_schedule`` (CartPole: linear to 0 over
     1,000,000 steps), entropy weight (0 in both presets), separate policy and value towers with the preset's
     layer sizes and tanh, observation normalisation only (VecNormalize ``norm_obs=True, norm_reward=False``,
     clipped at rlframe's +-5), no gradient clipping (``max_grad_norm=1e10``), value loss weight 1
-    (``vf_coef=1``, rlframe's loss is policy + (V - target)^2 - beta * entropy).
+    (``vf_coef=1``, rlframe's loss is policy + (V - target)^2 - beta * entropy), and rlframe's initialisation
+    (``ortho_init=False`` keeps PyTorch's uniform +-1/sqrt(fan_in) weights and biases, as rlframe's Dense
+    layers; the policy output weights are redrawn from N(0, 0.01), as rlframe's; log-std starts at 0 in both).
 
 Known differences between (i) and (iii) that SB3 or rlframe cannot be configured to remove:
 
 * advantages are standardised over the whole rollout in rlframe, per minibatch in SB3;
-* initialisation: rlframe Xavier-uniform weights, zero biases, policy output N(0, 0.01); SB3 orthogonal
-  (gain sqrt(2) hidden, 0.01 policy output, 1 value output), zero biases; both start log-std at 0;
 * observation statistics: rlframe updates them once per update from the rollout's observations (so the
   first rollout acts on raw observations clipped to +-5), starting from a count of 0.01 with a variance floor
   of 0.01, and re-normalises the whole rollout with the new statistics before computing values and old
@@ -54,22 +57,25 @@ Known differences between (i) and (iii) that SB3 or rlframe cannot be configured
 * rlframe's CartPole preset keeps Coach's ``act_for_full_episodes``: an update waits for the first step at
   which some episode ends after 2,048 steps, so its rollouts are a few steps longer than SB3's 8 x 256;
 * rlframe advances ``clipping_decay_schedule`` once per action chosen, evaluation actions included (as
-  Coach did); SB3's clip schedule counts training env steps only (CartPole: rlframe's epsilon ends a few
-  percent lower);
+  Coach did); SB3's clip schedule counts training env steps only (on CartPole an evaluation advances rlframe's
+  by up to 2,000 actions of its 1,000,000-step decay);
 * time-limit truncation bootstraps in both, rlframe inside GAE from V(s'), SB3 by adding gamma * V(s') to
-  the reward; a cut at the end of a rollout bootstraps in both.
+  the reward; a cut at the end of a rollout bootstraps in both;
+* the random streams differ (numpy in rlframe, torch in SB3), so equal seeds do not give equal trajectories.
 
-How it is measured. Every ``eval-every`` training env steps (per environment, 1,024 for Mountain Car and
-2,048 for CartPole, rounded up to a whole number of the configuration's rollouts, so rlframe and (iii) on
-Mountain Car evaluate after every 16,384-step update), 10 deterministic episodes (the Gaussian mean or the
-most probable action) are played on separate environment copies seeded ``seed + 10000 + i`` and then
-continuing their own generators, as rlframe's ``BasicRLGraphManager`` does; their mean total reward is the
-evaluation reward. An evaluation always sees the policy after every update that the steps so far allow: SB3
-evaluates at the start of a rollout, rlframe after its period (the CartPole preset's update that waits for an
-episode end is waited for). SB3 evaluates with the training VecNormalize's observation statistics, frozen,
-and no reward normalisation (as rl-zoo's EvalCallback). A run stops at the first evaluation that reaches the
-threshold, or at the step cap (``--cap``; default 300,000 for Mountain Car and 100,000 for CartPole), where the
-final policy is evaluated too.
+How it is measured. Every evaluation period (1,024 training env steps for Mountain Car and 2,048 for
+CartPole, rounded up to a whole number of the configuration's rollouts, so rlframe and (iii) on Mountain
+Car evaluate after every 16,384-step update), 10 deterministic episodes (the Gaussian mean or the most
+probable action) are played on separate environment copies seeded ``seed + 10000 + i`` and then continuing
+their own generators, as rlframe's ``BasicRLGraphManager`` does (rlframe plays them on its N evaluation
+copies, on CartPole's 8 the first two to finish play the last two episodes; SB3 on 10 copies, one episode
+each); their mean total reward is the evaluation reward. An evaluation always sees the policy after every
+update that the steps so far allow: SB3 evaluates at the start of a rollout, rlframe after its period (the
+CartPole preset's update that waits for an episode end is waited for). SB3 evaluates with the training
+VecNormalize's observation statistics, frozen, and no reward normalisation (as rl-zoo's EvalCallback). A run
+stops at the first evaluation that reaches the threshold, or at the step cap (``--cap``; default 300,000 for
+Mountain Car and 100,000 for CartPole, rounded up to a whole number of evaluation periods: 311,296 for rlframe
+and (iii) on Mountain Car), where the final policy is evaluated too.
 A clock runs from the start of training (after the networks and environments are built) and is paused during
 evaluations, so all seconds are training seconds (acting, storing, learning, bookkeeping), never evaluation.
 
@@ -84,14 +90,18 @@ training seconds to the threshold against (ii)'s (target: no worse, i.e. at most
 at least as many seeds).
 
 Each run is a fresh subprocess (this script with ``--worker``), one at a time: SB3 runs with
-``torch.set_num_threads(1)`` and ``OMP_NUM_THREADS=1``; rlframe with ``OMP_NUM_THREADS=1`` and MXNet's
-threaded engine (``dqn_cartpole.py``'s ``omp1``). The thread settings, the training clock, ``spread`` and
-``profile_text`` are imported from ``dqn_cartpole.py`` (this script is run as a file, so its folder is on
-``sys.path``).
+``torch.set_num_threads(1)`` and ``OMP_NUM_THREADS=1``; rlframe with the environment chosen by ``--mxnet-env``
+(``dqn_cartpole.py``'s choices), by default ``omp1``: ``OMP_NUM_THREADS=1`` and MXNet's threaded engine. For
+PPO, ``naive`` (plus ``MXNET_ENGINE_TYPE=NaiveEngine``) measured 9-15% faster on the 2-core machine: every
+acting step and minibatch crosses to the engine thread and back for ``nd.array`` and ``asnumpy``. The thread
+settings, the training clock, ``spread`` and ``profile_text`` are imported from ``dqn_cartpole.py`` (this
+script is run as a file, so its folder is on ``sys.path``); ``RunResult``, ``launch``, ``Row`` and the table
+follow that script's, adapted to a threshold per environment and SB3 settings carried in the run's spec.
 """
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
 import statistics
@@ -105,8 +115,10 @@ from dqn_cartpole import MXNET_ENVS, SB3_ENV, TrainingClock, profile_text, sprea
 
 EVAL_EPISODES = 10
 EVAL_SEED_OFFSET = 10000  # the evaluation copies' seeds, as rlframe's BasicRLGraphManager
-RLFRAME_ENV = MXNET_ENVS["omp1"]
 NO_GRADIENT_CLIPPING = 1e10  # SB3 always clips by global norm; this never binds
+#: rlframe's ActorCritic draws its policy output weights from N(0, 0.01); its other Dense layers are initialised
+#: as PyTorch's (uniform +-1/sqrt(fan_in) weights and biases), which SB3 keeps with ``ortho_init=False``
+RLFRAME_POLICY_OUTPUT_STD = 0.01
 
 #: a value that goes linearly from ``start`` to ``end`` over ``span`` training env steps, then stays at
 #: ``end`` (``span`` 0: constant ``start``)
@@ -140,6 +152,7 @@ class PPOSettings:
     use_sde: bool = False
     log_std_init: float = 0.0
     ortho_init: bool = True
+    policy_output_std: float = 0.0  # > 0: redraw the policy output layer's weights from N(0, this)
 
     @property
     def rollout(self) -> int:
@@ -155,7 +168,9 @@ class PPOSettings:
                 f"lr {linear(self.learning_rate)}, gamma {self.gamma:g}, lambda {self.gae_lambda:g}, "
                 f"clip {linear(self.clip_range)}, entropy {self.ent_coef:g}, vf_coef {self.vf_coef:g}, "
                 f"grad norm {'none' if self.max_grad_norm >= NO_GRADIENT_CLIPPING else f'{self.max_grad_norm:g}'}, "
-                f"tanh {'x'.join(map(str, self.hidden))}, normalise {norm}"
+                f"tanh {'x'.join(map(str, self.hidden))}, normalise {norm}, "
+                f"init {'orthogonal' if self.ortho_init else 'uniform 1/sqrt(fan_in)'}"
+                + (f" (policy output N(0, {self.policy_output_std:g}))" if self.policy_output_std else "")
                 + (f", gSDE log_std {self.log_std_init:g}" if self.use_sde else ""))
 
 
@@ -173,6 +188,8 @@ class Environment:
     zoo: PPOSettings
 
 
+#: rl_zoo3 2.9.2 ``ppo.yml`` (``MountainCarContinuous-v0``, ``CartPole-v1``); SB3's defaults where the zoo sets
+#: nothing (Adam betas and epsilon; CartPole's vf_coef 0.5 and max_grad_norm 0.5)
 ENVIRONMENTS: dict[str, Environment] = {
     "mountain-car": Environment(
         name="PatientContinuousMountainCar", level="patient_envs:PatientContinuousMountainCar",
@@ -243,7 +260,17 @@ def rlframe_settings(preset: str) -> PPOSettings:
               float(network.optimizer_epsilon)),
         normalize_obs=bool(normalizers), normalize_reward=False,
         clip_obs=float(normalizers[0].clip_max) if normalizers else 10.0,
+        ortho_init=False, policy_output_std=RLFRAME_POLICY_OUTPUT_STD,
     )
+
+
+def round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def evaluation_period(environment: Environment, settings: PPOSettings) -> int:
+    """The environment's evaluation period rounded up to whole rollouts of ``settings``."""
+    return round_up(environment.eval_every, settings.rollout)
 
 
 @dataclass
@@ -313,8 +340,7 @@ def run_rlframe(spec: RunSpec) -> RunResult:
         def train_and_act(self, steps: StepMethod) -> None:
             updates_before = self._agent.training_iteration
             super().train_and_act(steps)
-            while (self._agent.training_iteration - updates_before < updates_per_period
-                   and not self._improve_done() and not self._should_stop()):
+            while self._agent.training_iteration - updates_before < updates_per_period:  # at the cap too
                 super().train_and_act(EnvironmentSteps(1))
             self._clock.mark(self._agent.total_steps)
 
@@ -342,8 +368,6 @@ def run_rlframe(spec: RunSpec) -> RunResult:
     with tempfile.TemporaryDirectory(prefix="rlframe-bench-") as experiment:
         task = TaskParameters(experiment_path=experiment, seed=spec.seed)
         if spec.profile:
-            import cProfile
-
             profiler = cProfile.Profile()
             profiler.runcall(graph_manager.run, task, solved)
         else:
@@ -372,7 +396,7 @@ def run_sb3(spec: RunSpec) -> RunResult:
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
     from rlframe.environments.gym_environment import GymVectorEnvironment, make_env_factory
     from rlframe.shipped import shipped_dir
@@ -382,7 +406,7 @@ def run_sb3(spec: RunSpec) -> RunResult:
     settings = PPOSettings(**spec.settings)
     environment = ENVIRONMENTS[spec.env]
     make_env = make_env_factory(GymVectorEnvironment(level=environment.level), [shipped_dir("environments")], False)
-    venv = DummyVecEnv([make_env] * settings.num_envs)
+    venv: VecEnv = DummyVecEnv([make_env] * settings.num_envs)
     normalizer = None
     if settings.normalize_obs or settings.normalize_reward:
         venv = normalizer = VecNormalize(venv, norm_obs=settings.normalize_obs, norm_reward=settings.normalize_reward,
@@ -453,6 +477,10 @@ def run_sb3(spec: RunSpec) -> RunResult:
         },
         seed=spec.seed, device="cpu", verbose=0,
     )
+    if settings.policy_output_std:
+        action_net = model.policy.action_net
+        assert isinstance(action_net, torch.nn.Linear)
+        torch.nn.init.normal_(action_net.weight, 0.0, settings.policy_output_std)
     callback = TimedEvaluation()
     model.learn(total_timesteps=spec.cap, callback=callback)
     runtime = {
@@ -472,10 +500,10 @@ def worker(spec_json: str, result_path: str) -> None:
         json.dump(asdict(result), handle)
 
 
-def launch(spec: RunSpec) -> RunResult:
+def launch(spec: RunSpec, mxnet_env: str) -> RunResult:
     """Run ``spec`` in a fresh interpreter with its framework's thread environment."""
     env = dict(os.environ)
-    env.update(RLFRAME_ENV if spec.framework == "rlframe" else SB3_ENV)
+    env.update(MXNET_ENVS[mxnet_env] if spec.framework == "rlframe" else SB3_ENV)
     with tempfile.TemporaryDirectory(prefix="ppo-bench-") as tmp:
         result_path = os.path.join(tmp, "result.json")
         command = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(asdict(spec)),
@@ -539,7 +567,8 @@ def verdicts(environment: Environment, rows: dict[str, Row]) -> list[str]:
     ours, zoo, same = rows["rlframe"], rows["zoo"], rows["sb3-rlframe"]
     ratio = ours.throughput() / same.throughput()
     lines = [f"{environment.name}: throughput rlframe {ours.throughput():,.0f} / SB3 at rlframe's settings "
-             f"{same.throughput():,.0f} env-steps/s = {ratio:.2f}x (target >= 3x: {'met' if ratio >= 3 else 'NOT met'})"]
+             f"{same.throughput():,.0f} env-steps/s = {ratio:.2f}x "
+             f"(target >= 3x: {'met' if ratio >= 3 else 'NOT met'})"]
     ours_s, zoo_s = ours.median_seconds(), zoo.median_seconds()
     no_worse = (ours_s is not None and len(ours.successes()) >= len(zoo.successes())
                 and (zoo_s is None or ours_s <= zoo_s))
@@ -557,7 +586,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--envs", nargs="+", choices=sorted(ENVIRONMENTS), default=list(ENVIRONMENTS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--cap", type=int, help="training env steps per run at most (default: per environment)")
+    parser.add_argument("--cap", type=int, help="training env steps per run, rounded up to whole evaluation periods "
+                        "(default: 300,000 for Mountain Car, 100,000 for CartPole)")
+    parser.add_argument("--mxnet-env", choices=sorted(MXNET_ENVS), default="omp1",
+                        help="rlframe's threads (as dqn_cartpole.py): omp1 = OMP_NUM_THREADS=1, naive = omp1 + "
+                        "NaiveEngine, default = MXNet's defaults")
     parser.add_argument("--quick", action="store_true",
                         help="smoke test: seed 0, caps of 16,384 (Mountain Car) and 4,096 (CartPole) steps")
     parser.add_argument("--profile", action="store_true",
@@ -580,10 +613,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         key = args.envs[0]
         environment = ENVIRONMENTS[key]
-        settings = rlframe_settings(environment.preset)
-        eval_every = -(-environment.eval_every // settings.rollout) * settings.rollout
-        spec = RunSpec("rlframe", key, args.seeds[0], args.cap or environment.cap, eval_every, profile=True)
-        result = launch(spec)
+        eval_every = evaluation_period(environment, rlframe_settings(environment.preset))
+        spec = RunSpec("rlframe", key, args.seeds[0], round_up(args.cap or environment.cap, eval_every), eval_every,
+                       profile=True)
+        result = launch(spec, args.mxnet_env)
         print(f"rlframe {environment.preset}, seed {spec.seed}, {result.runtime}")
         print(f"{result.final_steps} env steps in {result.final_seconds:.1f} training s "
               f"({result.final_steps / result.final_seconds:,.0f} env-steps/s), evaluations "
@@ -598,17 +631,20 @@ def main(argv: list[str] | None = None) -> int:
         cap = args.cap or (environment.quick_cap if args.quick else environment.cap)
         settings = {"rlframe": rlframe_settings(environment.preset), "zoo": environment.zoo}
         settings["sb3-rlframe"] = settings["rlframe"]
-        print(f"{environment.name} (threshold {environment.threshold:g}, cap {cap:,} env steps):", flush=True)
+        print(f"{environment.name} (threshold {environment.threshold:g}, cap {cap:,} env steps rounded up to whole "
+              "evaluation periods):", flush=True)
         by_config: dict[str, Row] = {}
         for config, label in CONFIGURATIONS:
-            eval_every = -(-environment.eval_every // settings[config].rollout) * settings[config].rollout
-            print(f"  {label}: {settings[config].label()}; evaluation every {eval_every:,} env steps", flush=True)
+            eval_every = evaluation_period(environment, settings[config])
+            config_cap = round_up(cap, eval_every)
+            print(f"  {label}: {settings[config].label()}; evaluation every {eval_every:,} env steps, "
+                  f"cap {config_cap:,}", flush=True)
             framework = "rlframe" if config == "rlframe" else "sb3"
             row = by_config[config] = Row(environment.name, label)
             for seed in args.seeds:
-                spec = RunSpec(framework, key, seed, cap, eval_every,
+                spec = RunSpec(framework, key, seed, config_cap, eval_every,
                                None if framework == "rlframe" else asdict(settings[config]))
-                result = launch(spec)
+                result = launch(spec, args.mxnet_env)
                 runtimes[framework] = result.runtime
                 row.runs.append(result)
                 print(f"    seed {seed}: {result.steady_throughput():,.0f} env-steps/s, {result.final_steps:,} steps "
@@ -618,7 +654,8 @@ def main(argv: list[str] | None = None) -> int:
         verdict_lines += verdicts(environment, by_config)
     for framework, values in runtimes.items():
         print(f"{framework}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
-    print(f"rlframe thread environment {RLFRAME_ENV}; SB3: torch.set_num_threads(1), {SB3_ENV}")
+    print(f"rlframe thread environment: --mxnet-env {args.mxnet_env} {MXNET_ENVS[args.mxnet_env]}; "
+          f"SB3: torch.set_num_threads(1), {SB3_ENV}")
     print(f"seeds {args.seeds}; evaluation: {EVAL_EPISODES} deterministic episodes on separate copies; "
           f"seconds exclude evaluation; each run stops at its first evaluation that reaches the threshold\n")
     print(markdown_table(rows))
