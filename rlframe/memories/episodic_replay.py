@@ -28,38 +28,31 @@ class RolloutBatch(NamedTuple):
 
 
 class Rollout:
-    """Per-copy lists of transitions since the last :meth:`drain`."""
+    """The batched steps stored since the last :meth:`drain`, as they came (one array per step)."""
 
     def __init__(self) -> None:
-        self._per_env: dict[int, list[tuple]] = {}
+        self._steps: list[tuple[np.ndarray, ...]] = []
         self.num_transitions = 0
         self.num_episodes = 0
 
     def store(self, env_index: np.ndarray, obs: np.ndarray, action: np.ndarray, reward: np.ndarray,
               next_obs: np.ndarray, terminated: np.ndarray, truncated: np.ndarray) -> None:
         """Append one transition for each copy in ``env_index`` (k,)."""
-        for j, i in enumerate(env_index):
-            done = bool(terminated[j] or truncated[j])
-            self._per_env.setdefault(int(i), []).append(
-                (obs[j], action[j], reward[j], next_obs[j], bool(terminated[j]), done)
-            )
-            self.num_episodes += done
+        done = np.logical_or(terminated, truncated)
+        self._steps.append((np.asarray(env_index), np.array(obs, dtype=np.float32), np.array(action),
+                            np.asarray(reward, dtype=np.float32), np.array(next_obs, dtype=np.float32),
+                            np.asarray(terminated, dtype=bool), done))
         self.num_transitions += len(env_index)
+        self.num_episodes += int(done.sum())
 
     def drain(self) -> RolloutBatch:
-        """Everything stored, as arrays; the store is left empty."""
-        rows = []
-        for i in sorted(self._per_env):
-            transitions = self._per_env[i]
-            if transitions:
-                last = transitions[-1]
-                transitions[-1] = last[:5] + (True,)  # a cut segment ends here too
-                rows.extend(transitions)
-        self._per_env = {}
+        """Everything stored, as arrays, each copy's transitions in time order; the store is left empty."""
+        env, obs, action, reward, next_obs, terminated, done = (np.concatenate(column) for column in zip(*self._steps))
+        self._steps = []
         self.num_transitions = 0
         self.num_episodes = 0
-        obs, action, reward, next_obs, terminated, segment_end = zip(*rows)
-        return RolloutBatch(
-            np.stack(obs).astype(np.float32), np.stack(action), np.asarray(reward, dtype=np.float32),
-            np.stack(next_obs).astype(np.float32), np.asarray(terminated), np.asarray(segment_end),
-        )
+        order = np.argsort(env, kind="stable")  # stable: time order within a copy is kept
+        env = env[order]
+        last_of_copy = np.append(env[1:] != env[:-1], True)  # a cut segment ends there too
+        return RolloutBatch(obs[order], action[order], reward[order], next_obs[order], terminated[order],
+                            done[order] | last_of_copy)

@@ -6,7 +6,7 @@ losses from the online (and target) network, which is how each algorithm keeps i
 from __future__ import annotations
 
 import os
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import mxnet as mx
 import numpy as np
@@ -60,6 +60,8 @@ class NetworkWrapper:
         self.online.hybridize(static_alloc=True)
         trainable = [p for p in self.online.collect_params().values() if p.grad_req != "null"]
         self.optimizer = Optimizer(params, trainable, f"network_wrappers[{name!r}]")
+        self._weights_version = 0  # counts changes of the online weights, for ``online_snapshot``
+        self._snapshot: tuple[int, Any] | None = None
 
     def predict(self, obs: np.ndarray) -> np.ndarray:
         """Online outputs for ``obs`` (B, D) float32."""
@@ -69,18 +71,38 @@ class NetworkWrapper:
         assert self.target is not None
         return self.target(nd.array(obs, dtype=np.float32)).asnumpy()
 
-    def train_step(self, loss_block: gluon.HybridBlock, *inputs: np.ndarray) -> TrainResult:
-        """One gradient update minimising ``mean(loss)``, where ``loss_block(*inputs)`` returns the per-sample
-        loss (B,) or a tuple whose first element it is and whose others are reported back as numpy arrays."""
-        arrays = [nd.array(x, dtype=np.float32) for x in inputs]
+    def step(self, loss_block: gluon.HybridBlock, *inputs: nd.NDArray,
+             weights: nd.NDArray | None = None) -> tuple[nd.NDArray, list[nd.NDArray], nd.NDArray | None]:
+        """One gradient update that does not wait for MXNet to finish it.
+
+        ``loss_block(*inputs)`` returns the per-sample loss (B,), or a tuple whose first element it is; the
+        update minimises its mean, or ``sum(weights * loss)`` with per-sample ``weights`` (B,) (so a batch
+        padded to a fixed size can give its padding rows weight 0). Returns the loss, the block's other
+        outputs and the gradient norm (see ``Optimizer.step``) as NDArrays still being computed. Reading
+        the NDArrays waits for them; an algorithm that reads them once per epoch lets the engine overlap
+        the next minibatch's Python work with this one's arithmetic.
+        """
         with autograd.record():
-            outputs = loss_block(*arrays)
+            outputs = loss_block(*inputs)
             per_sample = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
-            loss = per_sample.mean()
+            loss = per_sample.mean() if weights is None else nd.dot(weights, per_sample)
         loss.backward()
         grad_norm = self.optimizer.step()
-        extras = [o.asnumpy() for o in outputs[1:]] if isinstance(outputs, (list, tuple)) else []
-        return TrainResult(float(loss.asscalar()), grad_norm, extras)
+        self._weights_version += 1
+        return loss, list(outputs[1:]) if isinstance(outputs, (list, tuple)) else [], grad_norm
+
+    def train_step(self, loss_block: gluon.HybridBlock, *inputs: np.ndarray) -> TrainResult:
+        """:meth:`step` on numpy inputs, waiting for the result: the mean loss and the extras as numpy."""
+        loss, extras, grad_norm = self.step(loss_block, *(nd.array(x, dtype=np.float32) for x in inputs))
+        return TrainResult(float(loss.asscalar()), None if grad_norm is None else float(grad_norm.asscalar()),
+                           [e.asnumpy() for e in extras])
+
+    def online_snapshot(self, take: Callable[[gluon.HybridBlock], Any]) -> Any:
+        """``take(online)`` (e.g. a numpy copy of its forward), computed again only after the online weights
+        changed through :meth:`step` or :meth:`load`."""
+        if self._snapshot is None or self._snapshot[0] != self._weights_version:
+            self._snapshot = (self._weights_version, take(self.online))
+        return self._snapshot[1]
 
     def update_target(self, rate: float) -> None:
         """target = rate * online + (1 - rate) * target."""
@@ -100,6 +122,7 @@ class NetworkWrapper:
 
     def load(self, prefix: str) -> None:
         self.online.load_parameters(f"{prefix}.{self.name}.online", ignore_extra=False)
+        self._weights_version += 1
         if self.target is not None:
             target_file = f"{prefix}.{self.name}.target"
             if os.path.exists(target_file):

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 LOSS = "Loss"
 LEARNING_RATE = "Learning Rate"
 GRADS = "Grads (unclipped)"
@@ -37,9 +39,15 @@ class Signal:
         self.low = min(self.low, value)
         self.high = max(self.high, value)
 
-    def add_many(self, values: "list[float] | object") -> None:
-        for value in values:  # type: ignore[attr-defined]
-            self.add(float(value))
+    def add_many(self, values: "np.ndarray | list[float]") -> None:
+        values = np.asarray(values, dtype=np.float64).ravel()
+        if not values.size:
+            return
+        self.count += values.size
+        self.total += float(values.sum())
+        self.total_squares += float(np.dot(values, values))
+        self.low = min(self.low, float(values.min()))
+        self.high = max(self.high, float(values.max()))
 
     def stats(self) -> dict[str, float | str]:
         if not self.count:
