@@ -75,7 +75,10 @@ CartPole preset's update that waits for an episode end is waited for). SB3 evalu
 VecNormalize's observation statistics, frozen, and no reward normalisation (as rl-zoo's EvalCallback). A run
 stops at the first evaluation that reaches the threshold, or at the step cap (``--cap``; default 300,000 for
 Mountain Car and 100,000 for CartPole, rounded up to a whole number of evaluation periods: 311,296 for rlframe
-and (iii) on Mountain Car), where the final policy is evaluated too.
+and (iii) on Mountain Car), where the final policy is evaluated too. Runs of (i) and (iii), whose throughputs
+are compared, do not stop before 98,304 training env steps on Mountain Car (6 updates) and 20,480 on CartPole
+(10 updates), so their throughput is measured over several updates rather than over one that also builds
+MXNet's graphs (time to threshold is read from the first evaluation that reached it all the same).
 A clock runs from the start of training (after the networks and environments are built) and is paused during
 evaluations, so all seconds are training seconds (acting, storing, learning, bookkeeping), never evaluation.
 
@@ -185,6 +188,7 @@ class Environment:
     cap: int  # training env steps per run
     quick_cap: int
     eval_every: int  # training env steps between evaluations, before rounding up to whole rollouts
+    throughput_steps: int  # runs at equal settings train at least this long (steady-state throughput)
     zoo: PPOSettings
 
 
@@ -194,7 +198,7 @@ ENVIRONMENTS: dict[str, Environment] = {
     "mountain-car": Environment(
         name="PatientContinuousMountainCar", level="patient_envs:PatientContinuousMountainCar",
         preset="preset-mountain-car-continuous-clipped-ppo-tuned", threshold=90.0, cap=300_000, quick_cap=16_384,
-        eval_every=1024,
+        eval_every=1024, throughput_steps=98_304,
         zoo=PPOSettings(
             num_envs=1, n_steps=8, batch_size=256, n_epochs=10, learning_rate=constant(7.77e-5), gamma=0.9999,
             gae_lambda=0.9, clip_range=constant(0.1), ent_coef=0.00429, vf_coef=0.19, max_grad_norm=5.0,
@@ -204,7 +208,7 @@ ENVIRONMENTS: dict[str, Environment] = {
     ),
     "cartpole": Environment(
         name="CartPole-v0", level="CartPole-v0", preset="CartPole_ClippedPPO", threshold=195.0, cap=100_000,
-        quick_cap=4096, eval_every=2048,
+        quick_cap=4096, eval_every=2048, throughput_steps=20_480,
         zoo=PPOSettings(
             num_envs=8, n_steps=32, batch_size=256, n_epochs=20, learning_rate=(0.001, 0.0, 100_000), gamma=0.98,
             gae_lambda=0.8, clip_range=(0.2, 0.0, 100_000), ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5,
@@ -284,6 +288,7 @@ class RunSpec:
     eval_every: int
     settings: dict[str, Any] | None = None  # PPOSettings for SB3
     profile: bool = False
+    min_steps: int = 0  # a solved evaluation ends the run only from this many training env steps on
 
 
 @dataclass
@@ -357,7 +362,8 @@ def run_rlframe(spec: RunSpec) -> RunResult:
     graph_manager.evaluation_steps = EnvironmentEpisodes(EVAL_EPISODES)
 
     def solved(progress: Progress) -> bool:
-        return progress.last_evaluation_reward is not None and progress.last_evaluation_reward >= environment.threshold
+        return (progress.last_evaluation_reward is not None and progress.last_evaluation_reward >= environment.threshold
+                and graph_manager._agent.total_steps >= spec.min_steps)
 
     runtime = {
         "rlframe": rlframe.__version__, "mxnet": mx.__version__,
@@ -446,7 +452,7 @@ def run_sb3(spec: RunSpec) -> RunResult:
             self.clock.resume(self.num_timesteps, reward)
             while self.next_evaluation <= self.num_timesteps:
                 self.next_evaluation += spec.eval_every
-            self.solved = reward >= environment.threshold
+            self.solved = reward >= environment.threshold and self.num_timesteps >= spec.min_steps
 
         def evaluate(self) -> float:
             """One deterministic episode on each evaluation copy, acting on all running copies at once."""
@@ -642,8 +648,11 @@ def main(argv: list[str] | None = None) -> int:
             framework = "rlframe" if config == "rlframe" else "sb3"
             row = by_config[config] = Row(environment.name, label)
             for seed in args.seeds:
+                # the equal-settings pair trains long enough for a steady-state throughput (the first update
+                # builds MXNet's graphs; on CartPole the threshold can fall on the first evaluation)
+                min_steps = 0 if args.quick or config == "zoo" else min(environment.throughput_steps, config_cap)
                 spec = RunSpec(framework, key, seed, config_cap, eval_every,
-                               None if framework == "rlframe" else asdict(settings[config]))
+                               None if framework == "rlframe" else asdict(settings[config]), min_steps=min_steps)
                 result = launch(spec, args.mxnet_env)
                 runtimes[framework] = result.runtime
                 row.runs.append(result)
@@ -657,7 +666,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"rlframe thread environment: --mxnet-env {args.mxnet_env} {MXNET_ENVS[args.mxnet_env]}; "
           f"SB3: torch.set_num_threads(1), {SB3_ENV}")
     print(f"seeds {args.seeds}; evaluation: {EVAL_EPISODES} deterministic episodes on separate copies; "
-          f"seconds exclude evaluation; each run stops at its first evaluation that reaches the threshold\n")
+          "seconds exclude evaluation; each run stops at its first evaluation that reaches the threshold, "
+          "runs at equal settings not before " + ", ".join(f"{ENVIRONMENTS[k].throughput_steps:,} steps on "
+                                                          f"{ENVIRONMENTS[k].name}" for k in args.envs) + "\n")
     print(markdown_table(rows))
     print()
     print("\n".join(verdict_lines))

@@ -106,11 +106,12 @@ def gaussian_log_prob_entropy(F: Any, mean: Any, log_std: Any, action: Any) -> t
 
 
 class PPOLoss(gluon.HybridBlock):
-    """The update's per-sample loss as one hybridized graph.
+    """A minibatch's loss as one hybridized graph.
 
-    Input, packed (B, D + K + 5): ``obs | action (K columns; 1 for discrete) | old_log_prob | advantage |
-    value_target | clip_epsilon | kl_coefficient``. Outputs the loss (B,) and diagnostics (B, 7):
-    policy loss, value loss, entropy, KL estimate, ratio, clipped ratio, value.
+    Inputs: packed (B, D + K + 5), ``obs | action (K columns; 1 for discrete) | old_log_prob | advantage |
+    value_target | clip_epsilon | kl_coefficient``, and per-sample weights (B,) that sum to 1 (0 for rows
+    that only pad the batch to its fixed size). Outputs the weighted loss (1,) and the weighted means (7,)
+    of the diagnostics: policy loss, value loss, entropy, KL estimate, ratio, clipped ratio, value.
     """
 
     def __init__(self, network: ActorCritic, obs_size: int, action_size: int, continuous: bool,
@@ -124,7 +125,7 @@ class PPOLoss(gluon.HybridBlock):
         self._high_kl_penalty = high_kl_penalty
         self._target_kl = target_kl
 
-    def hybrid_forward(self, F: Any, packed: Any) -> Any:
+    def hybrid_forward(self, F: Any, packed: Any, weights: Any) -> Any:
         d, k = self._d, self._k
 
         def column(offset: int) -> Any:
@@ -148,7 +149,7 @@ class PPOLoss(gluon.HybridBlock):
         if self._use_kl:
             loss = loss + kl_coefficient * kl + self._high_kl_penalty * F.square(F.relu(kl - 2.0 * self._target_kl))
         diagnostics = F.stack(policy_loss, value_loss, entropy, kl, ratio, clipped, value, axis=1)
-        return loss, F.stop_gradient(diagnostics)
+        return F.dot(weights, loss), F.stop_gradient(F.dot(weights, diagnostics))
 
 
 # ---- parameters ---------------------------------------------------------------------------------------
@@ -401,20 +402,21 @@ class ClippedPPOAgent(Agent):
         weights = [nd.full(batch_size, 1.0 / batch_size)] * (num_minibatches - 1) + [
             nd.array(np.where(np.arange(batch_size) < last_rows, 1.0 / last_rows, 0.0), dtype=np.float32)]
         for epoch in range(int(algorithm.optimization_epochs)):
-            rows = nd.array(np.resize(self.rng.permutation(count), (num_minibatches, batch_size)), dtype=np.int32)
-            losses, grad_norms, stats = [], [], nd.zeros(7)
+            order = np.resize(self.rng.permutation(count), (num_minibatches, batch_size))
+            minibatches = nd.take(data, nd.array(order, dtype=np.int32))  # (num_minibatches, batch_size, columns)
+            losses, grad_norms, stats = [], [], []
             for i in range(num_minibatches):
-                loss, (diagnostics,), grad_norm = self.network.step(self.loss, nd.take(data, rows[i]), weights=weights[i])
+                loss, (diagnostics,), grad_norm = self.network.step(self.loss, minibatches[i], weights[i])
                 losses.append(loss)
                 grad_norms.append(grad_norm)
-                stats += nd.dot(weights[i], diagnostics)
+                stats.append(diagnostics)
             # One read per epoch: the engine computes minibatch i while Python prepares i + 1.
             measured = [g for g in grad_norms if g is not None]
             values = iter(nd.concat(*losses, *measured, dim=0).asnumpy().tolist())
             losses = [next(values) for _ in losses]
             for loss, grad_norm in zip(losses, grad_norms):
                 self.record_update(TrainResult(loss, None if grad_norm is None else next(values), []))
-            self._record_epoch(epoch, stats.asnumpy() / num_minibatches)
+            self._record_epoch(epoch, nd.add_n(*stats).asnumpy() / num_minibatches)
         self._adapt_kl_coefficient()
         return num_minibatches * int(algorithm.optimization_epochs)
 

@@ -21,10 +21,12 @@ import numpy as np
 from mxnet import gluon
 
 from rlframe.agents.agent import Agent, resolve_exploration
+from rlframe.agents.dataset_models import DatasetModel, reward_model
 from rlframe.core_types import EnvironmentSteps, RunPhase
 from rlframe.errors import ParameterValueError
 from rlframe.exploration.e_greedy import EGreedy
 from rlframe.exploration.parameters import EGreedyParameters
+from rlframe.memories.dataset import TransitionDataset, minibatch_rows
 from rlframe.memories.experience_replay import ExperienceReplay, ExperienceReplayParameters, TransitionBatch, transition_capacity
 from rlframe.networks.blocks import MLP, observation_embedder
 from rlframe.networks.network_wrapper import NetworkWrapper, TrainResult
@@ -35,11 +37,15 @@ from rlframe.schedules import LinearSchedule, Schedule
 from rlframe.spaces import DiscreteActionSpace, SpacesDefinition
 
 
-def td_target(F: Any, reward: Any, discount: Any, next_q_target: Any, next_q_online: Any = None) -> Any:
+def td_target(F: Any, reward: Any, discount: Any, next_q_target: Any, next_q_online: Any = None,
+              next_allowed: Any = None) -> Any:
     """Bellman targets (B,) from rewards (B,), per-row discounts (B,) = gamma * (1 - terminated) and
     next-state Q-values (B, A). With ``next_q_online`` the next action is chosen by the online network
-    (Double DQN); otherwise by the target network. ``F`` is ``mxnet.nd`` or ``mxnet.sym``."""
+    (Double DQN); otherwise by the target network. ``next_allowed`` (B, A) of 1/0 restricts the choice to
+    the actions marked 1 (BCQ's action drop; every row needs one). ``F`` is ``mxnet.nd`` or ``mxnet.sym``."""
     selector = next_q_target if next_q_online is None else next_q_online
+    if next_allowed is not None:
+        selector = F.where(next_allowed, selector, F.ones_like(selector) * -1e30)
     next_action = F.argmax(selector, axis=1)
     return reward + discount * F.pick(next_q_target, next_action, axis=1)
 
@@ -57,16 +63,19 @@ class QLoss(gluon.HybridBlock):
     """The TD loss of a batch as one hybridized graph: online forward, target forward, target, loss.
 
     Its one input packs a batch as (B, 2D + 3) float32 columns ``obs | next_obs | action | reward | discount``
-    (see :func:`pack_batch`), so an update copies one array into MXNet instead of five.
+    (see :func:`pack_batch`), so an update copies one array into MXNet instead of five; with
+    ``num_masked_actions`` = A, A more columns mark the next actions the target may choose (BCQ).
     """
 
-    def __init__(self, online: gluon.HybridBlock, target: gluon.HybridBlock, obs_size: int, double: bool, use_huber: bool) -> None:
+    def __init__(self, online: gluon.HybridBlock, target: gluon.HybridBlock, obs_size: int, double: bool, use_huber: bool,
+                 num_masked_actions: int = 0) -> None:
         super().__init__(prefix="qloss_")
         self.online = online
         self.target = target
         self._obs_size = obs_size
         self._double = double
         self._use_huber = use_huber
+        self._num_masked = num_masked_actions
 
     def hybrid_forward(self, F: Any, packed: Any) -> Any:
         d = self._obs_size
@@ -75,21 +84,23 @@ class QLoss(gluon.HybridBlock):
         action = F.slice_axis(packed, axis=1, begin=2 * d, end=2 * d + 1).reshape((-1,))
         reward = F.slice_axis(packed, axis=1, begin=2 * d + 1, end=2 * d + 2).reshape((-1,))
         discount = F.slice_axis(packed, axis=1, begin=2 * d + 2, end=2 * d + 3).reshape((-1,))
+        allowed = F.slice_axis(packed, axis=1, begin=2 * d + 3, end=2 * d + 3 + self._num_masked) if self._num_masked else None
         if self._double:
             # One online pass over obs and next_obs together (2B rows) instead of two calls.
             both = self.online(F.concat(obs, next_obs, dim=0))
             q, next_q_online = F.split(both, num_outputs=2, axis=0)
         else:
             q, next_q_online = self.online(obs), None
-        target = td_target(F, reward, discount, self.target(next_obs), next_q_online)
+        target = td_target(F, reward, discount, self.target(next_obs), next_q_online, allowed)
         return td_loss(F, F.pick(q, action, axis=1), target, self._use_huber)
 
 
-def pack_batch(obs: np.ndarray, next_obs: np.ndarray, action: np.ndarray, reward: np.ndarray, discount: np.ndarray) -> np.ndarray:
-    """(B, 2D + 3) float32: obs (B, D), next_obs (B, D), action (B,), reward (B,), discount (B,)."""
-    return np.concatenate(
-        [obs, next_obs, action[:, None].astype(np.float32), reward[:, None], discount[:, None]], axis=1, dtype=np.float32
-    )
+def pack_batch(obs: np.ndarray, next_obs: np.ndarray, action: np.ndarray, reward: np.ndarray, discount: np.ndarray,
+               next_allowed: np.ndarray | None = None) -> np.ndarray:
+    """(B, 2D + 3 [+ A]) float32: obs (B, D), next_obs (B, D), action (B,), reward (B,), discount (B,)
+    [, next_allowed (B, A) bool]."""
+    columns = [obs, next_obs, action[:, None].astype(np.float32), reward[:, None], discount[:, None]]
+    return np.concatenate(columns + ([next_allowed] if next_allowed is not None else []), axis=1, dtype=np.float32)
 
 
 class DQNAlgorithmParameters(AlgorithmParameters):
@@ -142,6 +153,7 @@ class DQNAgent(Agent):
 
     signal_names = Agent.signal_names + (signals.Q,)
     double_q = False
+    masks_next_actions = False  # BCQ: the target's next action is chosen among those next_allowed marks
 
     def __init__(self, agent_params: AgentParameters, spaces: SpacesDefinition, rng: np.random.Generator) -> None:
         super().__init__(agent_params, spaces, rng)
@@ -167,7 +179,7 @@ class DQNAgent(Agent):
             )
         self.networks["main"] = self.network
         self.loss = QLoss(self.network.online, self.network.target, spaces.observation_size, self.double_q,
-                          bool(net_params.replace_mse_with_huber_loss))
+                          bool(net_params.replace_mse_with_huber_loss), num_actions if self.masks_next_actions else 0)
         # Every update has exactly batch_size rows, so the graph's shapes can be fixed too (~5% per update).
         self.loss.hybridize(static_alloc=True, static_shape=True)
         exploration = resolve_exploration(agent_params.exploration, spaces)
@@ -176,6 +188,11 @@ class DQNAgent(Agent):
                 f"agent_params.exploration is {type(exploration).__name__}; {type(self).__name__} uses EGreedyParameters."
             )
         self.exploration = EGreedy(exploration, num_actions, rng)
+        # BatchRLGraphManager adds this network (off-policy evaluation, BCQ's state embedding).
+        self.reward_model: DatasetModel | None = None
+        if "reward_model" in agent_params.network_wrappers:
+            self.reward_model = reward_model(agent_params.network_wrappers["reward_model"], spaces.observation_size, num_actions)
+            self.networks["reward_model"] = self.reward_model.network
         capacity = transition_capacity(agent_params.memory.max_size, "agent_params.memory.max_size")
         self.memory = ExperienceReplay(capacity, spaces.state["observation"].shape, (), np.int64)
 
@@ -195,12 +212,36 @@ class DQNAgent(Agent):
         return len(self.memory) >= self.network.params.batch_size
 
     def learn(self) -> TrainResult:
-        batch = self.memory.sample(int(self.network.params.batch_size), self.rng)
+        return self.learn_on(self.memory.sample(int(self.network.params.batch_size), self.rng))
+
+    def learn_on(self, batch: TransitionBatch, next_allowed: np.ndarray | None = None) -> TrainResult:
+        """One update on ``batch`` (B transitions; B = batch_size, the loss graph has static shapes);
+        ``next_allowed`` (B, A) restricts the target's next actions (needs ``num_masked_actions``)."""
         update = bool(self.algorithm.update_pre_network_filters_state_on_train)
         obs = self.pre_network_filter.filter_observation(batch.obs, update=update)
         next_obs = self.pre_network_filter.filter_observation(batch.next_obs, update=False)
         discount = float(self.algorithm.discount) * (1.0 - batch.terminated.astype(np.float32))
-        return self.network.train_step(self.loss, pack_batch(obs, next_obs, batch.action, batch.reward, discount))
+        return self.network.train_step(self.loss, pack_batch(obs, next_obs, batch.action, batch.reward, discount, next_allowed))
+
+    # ---- batch RL -----------------------------------------------------------------------------------
+    def prepare_offline(self, train: TransitionDataset) -> None:
+        """Called once before the first epoch of batch RL with the training split (BCQ builds its action
+        filter here)."""
+
+    def next_allowed(self, rows: np.ndarray) -> np.ndarray | None:
+        """(B, A) next actions the target may choose for training transitions ``rows``; None: all of them."""
+        return None
+
+    def train_epoch(self, train: TransitionDataset) -> int:
+        """One pass over ``train`` in shuffled minibatches of ``batch_size`` (see ``minibatch_rows``); returns
+        the number of updates."""
+        minibatches = minibatch_rows(len(train), int(self.network.params.batch_size), self.rng)
+        for rows in minibatches:
+            self.record_update(self.learn_on(train.batch(rows), self.next_allowed(rows)))
+            self.training_iteration += 1
+            self.maybe_update_target()
+        self.signals[signals.LEARNING_RATE].add(self.network.optimizer.learning_rate)
+        return len(minibatches)
 
     def schedules(self) -> dict[str, Schedule]:
         return {"epsilon_schedule": self.exploration.params.epsilon_schedule}

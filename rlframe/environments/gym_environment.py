@@ -222,7 +222,7 @@ class EnvironmentPool:
         self.episode_started[:] = False
         quota = np.inf if max_new_episodes is None else max_new_episodes
         if self._action_bounds is not None:
-            actions = np.clip(actions, *self._action_bounds)
+            actions = np.minimum(np.maximum(actions, self._action_bounds[0]), self._action_bounds[1])  # np.clip: ~10 us more
         for j, i in enumerate(index):
             obs, r, term, trunc, _ = self.envs[i].step(actions[j].item() if actions.ndim == 1 else actions[j])
             next_obs[j] = np.asarray(obs, dtype=np.float32).ravel()

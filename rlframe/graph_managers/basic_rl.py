@@ -28,6 +28,7 @@ from rlframe.graph_managers.graph_manager import (
 from rlframe.outputs.gifs import EpisodeRecorder
 from rlframe.parameters import AgentParameters, PresetValidationParameters, TaskParameters, VisualizationParameters
 from rlframe.shipped import shipped_dir
+from rlframe.spaces import SpacesDefinition
 
 AGENT_NAME = "main_level/agent"
 EVALUATION_SEED_OFFSET = 10000
@@ -103,24 +104,43 @@ class BasicRLGraphManager(GraphManager):
         """Build environments, agent and outputs; restore a checkpoint when the task names one."""
         self.task_parameters = task = task_parameters
         self._check_schedule()
+        rng = self._seed_run(task)
+        spaces = self._create_environments()
+        self._create_agent(spaces, rng)
+        signal_columns = [c for s in self._agent.signals.values() for c in s.columns()]
+        self._setup_outputs(task, signal_columns, self.index_column)
+        restore_dir = task.checkpoint_restore_dir or task.checkpoint_restore_path
+        if restore_dir:
+            self._restore(restore_dir, task)
+        return self
+
+    #: the CSV's index column
+    index_column = "Episode #"
+
+    def _seed_run(self, task: TaskParameters) -> np.random.Generator:
         seed = task.seed if task.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
         task.seed = seed
         mx.random.seed(seed)
         self._seed = seed
-        rng = np.random.default_rng(seed)
+        return np.random.default_rng(seed)
+
+    def _create_environments(self) -> SpacesDefinition:
+        """The training copies of the environment; returns its spaces."""
         search_dirs = [d for d in (self._preset_dir, shipped_dir("environments")) if d is not None]
         self._render = bool(self.visualization_parameters.dump_gifs)
         self._make_env = make_env_factory(self.env_params, search_dirs, self._render)
-        agent_class = self.agent_params.agent_class
-        num_envs = self.env_params.num_envs or agent_class.default_num_envs
+        num_envs = self.env_params.num_envs or self.agent_params.agent_class.default_num_envs
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ParameterValueError(f"env_params.num_envs = {num_envs!r}: use a positive integer such as 8.")
-        self._train_pool = EnvironmentPool(self._make_env, num_envs, seed)
+        self._num_envs = num_envs
+        self._train_pool = EnvironmentPool(self._make_env, num_envs, self._seed)
         self._eval_pool: EnvironmentPool | None = None
-        spaces = self._train_pool.spaces(self.env_params.level)
-        self._agent: Agent = agent_class(self.agent_params, spaces, rng)
+        return self._train_pool.spaces(self.env_params.level)
+
+    def _create_agent(self, spaces: SpacesDefinition, rng: np.random.Generator) -> None:
+        self._agent: Agent = self.agent_params.agent_class(self.agent_params, spaces, rng)
         self._discount = float(self.agent_params.algorithm.discount)
-        self._train_tracker = EpisodeTracker(num_envs, self._discount)
+        self._train_tracker = EpisodeTracker(getattr(self, "_num_envs", 1), self._discount)
         self._recorders: dict[int, dict[int, EpisodeRecorder]] = {}
         self._best_gif_reward: dict[str, float] = {}
         self._counters = PhaseCounters()
@@ -130,17 +150,14 @@ class BasicRLGraphManager(GraphManager):
         self._until: Callable[[Progress], bool] | None = None
         self._stop = False
         self._success_threshold = self._reward_threshold()
-        signal_columns = [c for s in self._agent.signals.values() for c in s.columns()]
-        self._setup_outputs(task, signal_columns, "Episode #")
-        restore_dir = task.checkpoint_restore_dir or task.checkpoint_restore_path
-        if restore_dir:
-            self._restore(restore_dir, task)
-        return self
 
     def _reward_threshold(self) -> float | None:
+        if self.env_params is None:
+            return None
         if self.env_params.custom_reward_threshold is not None:
             return float(self.env_params.custom_reward_threshold)
-        spec = getattr(self._train_pool.envs[0], "spec", None)
+        env = self._train_pool.envs[0] if getattr(self, "_train_pool", None) is not None else self._make_env()
+        spec = getattr(env, "spec", None)
         threshold = getattr(spec, "reward_threshold", None)
         return float(threshold) if threshold is not None else None
 
@@ -247,7 +264,7 @@ class BasicRLGraphManager(GraphManager):
     def evaluate(self, steps: StepMethod, rows_per_episode: bool = False) -> float:
         """Run whole evaluation episodes on separate environment copies; returns the mean total reward."""
         if self._eval_pool is None:
-            self._eval_pool = EnvironmentPool(self._make_env, self._train_pool.num_envs, self._seed + EVALUATION_SEED_OFFSET)
+            self._eval_pool = EnvironmentPool(self._make_env, self._num_envs, self._seed + EVALUATION_SEED_OFFSET)
             self._eval_tracker = EpisodeTracker(self._eval_pool.num_envs, self._discount)
         pool, tracker = self._eval_pool, self._eval_tracker
         tracker.clear()
@@ -277,18 +294,17 @@ class BasicRLGraphManager(GraphManager):
         self._progress.last_evaluation_reward = mean
         self._progress.last_success_rate = success
         self._progress.evaluations.append((self._progress.episodes, mean))
-        if self._task.evaluate_only is None and self._csv is not None:
-            self._csv.add_row({
-                "Episode #": self._progress.episodes,
-                "Training Iter": self._agent.training_iteration,
-                "Epoch": 0,
-                "In Heatup": 0,
-                "Total steps": self._agent.total_steps,
-                "Wall-Clock Time": self.wall_clock,
-                "Evaluation Reward": mean,
-                "Shaped Evaluation Reward": float(np.mean([r.shaped_reward for r in results])) if results else math.nan,
-                "Success Rate": success,
-            })
+        self._record_evaluation({
+            "Episode #": self._progress.episodes,
+            "Training Iter": self._agent.training_iteration,
+            "Epoch": 0,
+            "In Heatup": 0,
+            "Total steps": self._agent.total_steps,
+            "Wall-Clock Time": self.wall_clock,
+            "Evaluation Reward": mean,
+            "Shaped Evaluation Reward": float(np.mean([r.shaped_reward for r in results])) if results else math.nan,
+            "Success Rate": success,
+        })
         self._screen.line(
             f"## agent: Finished evaluation phase. Success rate = {success:.2f}, Avg Total Reward = {mean:.2f}"
         )
@@ -297,6 +313,11 @@ class BasicRLGraphManager(GraphManager):
             self._screen.line("## agent: Reached the target success rate; stopping.")
             self._stop = True
         return mean
+
+    def _record_evaluation(self, row: dict[str, Any]) -> None:
+        """An evaluation phase's CSV row (none when only evaluating)."""
+        if self._task.evaluate_only is None and self._csv is not None:
+            self._csv.add_row(row)
 
     # ---- one step of N environments -----------------------------------------------------------------
     def _play(self, pool: EnvironmentPool, tracker: EpisodeTracker, phase: RunPhase,

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import mxnet as mx
 import numpy as np
-from mxnet import gluon
+from mxnet import gluon, nd
 
 from rlframe.errors import ParameterValueError, closest
 from rlframe.networks.parameters import (
@@ -134,13 +134,18 @@ class MLP(gluon.HybridBlock):
             if num_outputs:
                 self.output = _dense(num_outputs, fan_in, output_weight_scale, output_bias)
 
-    def hybrid_forward(self, F: Any, x: Any) -> Any:
+    def _scale_input(self, F: Any, x: Any) -> Any:
         if self._offset != 0.0 or self._rescale != 1.0:
             x = (x - self._offset) / self._rescale
-        if self._clip is not None:
-            x = F.clip(x, self._clip[0], self._clip[1])
-        x = self.body(x)
+        return F.clip(x, self._clip[0], self._clip[1]) if self._clip is not None else x
+
+    def hybrid_forward(self, F: Any, x: Any) -> Any:
+        x = self.body(self._scale_input(F, x))
         return self.output(x) if self.output is not None else x
+
+    def hidden(self, x: nd.NDArray) -> nd.NDArray:
+        """The last hidden layer's activations (B, H) for observations (B, D)."""
+        return self.body(self._scale_input(nd, x))
 
     def numpy_forward(self) -> Callable[[np.ndarray], np.ndarray]:
         """This block's forward in numpy with a snapshot of its current weights: (B, D) -> (B, outputs).

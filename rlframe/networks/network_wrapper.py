@@ -71,21 +71,20 @@ class NetworkWrapper:
         assert self.target is not None
         return self.target(nd.array(obs, dtype=np.float32)).asnumpy()
 
-    def step(self, loss_block: gluon.HybridBlock, *inputs: nd.NDArray,
-             weights: nd.NDArray | None = None) -> tuple[nd.NDArray, list[nd.NDArray], nd.NDArray | None]:
+    def step(self, loss_block: gluon.HybridBlock, *inputs: nd.NDArray) -> tuple[nd.NDArray, list[nd.NDArray], nd.NDArray | None]:
         """One gradient update that does not wait for MXNet to finish it.
 
-        ``loss_block(*inputs)`` returns the per-sample loss (B,), or a tuple whose first element it is; the
-        update minimises its mean, or ``sum(weights * loss)`` with per-sample ``weights`` (B,) (so a batch
-        padded to a fixed size can give its padding rows weight 0). Returns the loss, the block's other
+        ``loss_block(*inputs)`` returns the loss, or a tuple whose first element it is: a (1,) loss is
+        minimised as it is, a per-sample loss (B,) through its mean. Returns the loss, the block's other
         outputs and the gradient norm (see ``Optimizer.step``) as NDArrays still being computed. Reading
-        the NDArrays waits for them; an algorithm that reads them once per epoch lets the engine overlap
-        the next minibatch's Python work with this one's arithmetic.
+        them waits for them; an algorithm that reads them once per epoch lets the engine overlap the next
+        minibatch's Python work with this one's arithmetic.
         """
         with autograd.record():
             outputs = loss_block(*inputs)
-            per_sample = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
-            loss = per_sample.mean() if weights is None else nd.dot(weights, per_sample)
+            loss = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+            if loss.size > 1:
+                loss = loss.mean()
         loss.backward()
         grad_norm = self.optimizer.step()
         self._weights_version += 1

@@ -47,3 +47,21 @@ def test_csv_resume_drops_rows_after_the_checkpoint_and_keeps_the_file_whole(tmp
     assert frame["Episode #"].tolist() == [1, 2, 3, 4]
     assert frame["Training Reward"].tolist() == [1.0, 2.0, 3.0, 40.0]
     assert pd.isna(frame["Loss/Mean"].iloc[-1])
+
+
+def test_csv_rows_are_written_as_given_and_flushes_are_throttled(tmp_path, monkeypatch):
+    import rlframe.outputs.csv_logger as csv_logger
+
+    path = tmp_path / "log.csv"
+    clock = [100.0]
+    monkeypatch.setattr(csv_logger.time, "monotonic", lambda: clock[0])
+    logger = CsvLogger(str(path), "Episode #", ["Loss/Mean"], flush_every=1)
+    logger.add_row({"Episode #": 1, "In Heatup": 1, "Training Reward": 12.5})
+    assert not path.exists()  # due, but the last flush (construction) was under MIN_SECONDS_BETWEEN_FLUSHES ago
+    clock[0] += csv_logger.MIN_SECONDS_BETWEEN_FLUSHES
+    logger.add_row({"Episode #": 2, "In Heatup": 0, "Loss/Mean": 0.25})
+    lines = path.read_text().splitlines()
+    assert lines[0].split(",")[:4] == ["Episode #", "Training Iter", "Epoch", "In Heatup"]
+    rows = [dict(zip(lines[0].split(","), line.split(","))) for line in lines[1:]]
+    assert [(r["Episode #"], r["In Heatup"], r["Training Reward"], r["Loss/Mean"]) for r in rows] == [
+        ("1", "1", "12.5", ""), ("2", "0", "", "0.25")]

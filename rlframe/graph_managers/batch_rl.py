@@ -1,0 +1,262 @@
+"""Batch (offline) RL: train a DQN-family agent on a logged dataset, epoch by epoch, with off-policy evaluation.
+
+The loop (coach.md sections 1.5 and 5, with Coach's defects fixed):
+
+1. read the dataset (``agent_params.memory.load_memory_from_file_path``), apply the agent's input filter,
+   and split its episodes into training and evaluation sets (``train_to_eval_ratio``, seeded);
+2. fit the reward model r_hat(s, a) on the training split for ``reward_model_num_epochs`` passes, and let
+   the agent build what it needs from the training split (BCQ's action filter);
+3. for each epoch (``improve_steps = TrainingSteps(n)`` gives n epochs): one pass over the training split;
+   every ``steps_between_evaluation_periods`` epochs, off-policy evaluation on the evaluation split (IPS,
+   DM, DR, WIS, Sequential DR, see :mod:`rlframe.off_policy_evaluation`) and, when the preset has an
+   environment, ``evaluation_steps`` of evaluation in it; then one CSV row and a checkpoint.
+
+The epoch's OPE values and evaluation reward are on that epoch's CSV row (Coach wrote them one row ahead).
+With an environment and no dataset (``preset-cartpole-ddqnbcq-env``), the graph only evaluates checkpoints
+(``rlframe-train --evaluate -crd ...``): it builds the same networks, ``main`` and ``reward_model``, so
+the checkpoint of the dataset preset restores into it.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from rlframe.agents.dqn import DQNAgent
+from rlframe.core_types import EnvironmentEpisodes, RunPhase, TrainingSteps
+from rlframe.errors import ParameterValueError
+from rlframe.graph_managers.basic_rl import BasicRLGraphManager
+from rlframe.graph_managers.graph_manager import Progress, ScheduleParameters, check_step_unit
+from rlframe.memories.dataset import CsvDataset, TransitionDataset, load_csv_dataset, resolve_dataset_path, split_episodes
+from rlframe.memories.memory import EpisodicExperienceReplayParameters
+from rlframe.off_policy_evaluation import OffPolicyEstimates, off_policy_estimates
+from rlframe.parameters import AgentParameters, PresetValidationParameters, TaskParameters, VisualizationParameters
+from rlframe.spaces import SpacesDefinition
+
+OPE_COLUMNS = {
+    "ips": "Inverse Propensity Score",
+    "dm": "Direct Method Reward",
+    "dr": "Doubly Robust",
+    "wis": "Weighted Importance Sampling",
+    "sequential_dr": "Sequential Doubly Robust",
+}
+
+
+class BatchRLGraphManager(BasicRLGraphManager):
+    """A DQN-family agent trained on a dataset (coach.md section 1.5).
+
+    :param agent_params: a DQN, DDQN or DDQN+BCQ agent with ``EpisodicExperienceReplayParameters`` memory
+        whose ``load_memory_from_file_path`` is a :class:`~rlframe.memories.dataset.CsvDataset`.
+    :param env_params: an environment to evaluate the policy in after each epoch, or None.
+    :param schedule_params: ``improve_steps = TrainingSteps(epochs)``, ``steps_between_evaluation_periods =
+        TrainingSteps(epochs between evaluations)``, ``evaluation_steps`` in the environment.
+    :param spaces_definition: the spaces, required when ``env_params`` is None.
+    :param reward_model_num_epochs: passes over the training split to fit the reward model.
+    :param train_to_eval_ratio: the share of transitions (whole episodes) trained on; the rest is for OPE.
+    :param experience_generating_agent_params: accepted for Coach compatibility; rlframe does not generate
+        datasets inside a batch run (collect one with ``rlframe-collect``): giving one is an error.
+    :param experience_generating_schedule_params: see ``experience_generating_agent_params``.
+    """
+
+    index_column = "Epoch"
+
+    def __init__(self, agent_params: AgentParameters, env_params: Any, schedule_params: ScheduleParameters,
+                 vis_params: VisualizationParameters | None = None,
+                 preset_validation_params: PresetValidationParameters | None = None,
+                 name: str = "batch_rl_graph", spaces_definition: SpacesDefinition | None = None,
+                 reward_model_num_epochs: int = 100, train_to_eval_ratio: float = 0.8,
+                 experience_generating_agent_params: AgentParameters | None = None,
+                 experience_generating_schedule_params: ScheduleParameters | None = None) -> None:
+        super().__init__(agent_params, env_params, schedule_params, vis_params, preset_validation_params, name)
+        self.spaces_definition = spaces_definition
+        self.reward_model_num_epochs = reward_model_num_epochs
+        self.train_to_eval_ratio = train_to_eval_ratio
+        self.experience_generating_agent_params = experience_generating_agent_params
+        self.experience_generating_schedule_params = experience_generating_schedule_params
+
+    # ---- building -----------------------------------------------------------------------------------
+    def _check_schedule(self) -> None:
+        check_step_unit(self.improve_steps, "improve_steps (epochs)", (TrainingSteps,))
+        check_step_unit(self.steps_between_evaluation_periods or TrainingSteps(1),
+                        "steps_between_evaluation_periods (epochs)", (TrainingSteps,))
+        if self.env_params is not None:
+            check_step_unit(self.evaluation_steps or EnvironmentEpisodes(1), "evaluation_steps")
+        if not issubclass(self.agent_params.agent_class, DQNAgent):
+            raise ParameterValueError(
+                f"BatchRLGraphManager trains DQN-family agents (DQN, DDQN, DDQN+BCQ); the preset's agent is "
+                f"{type(self.agent_params).__name__}."
+            )
+        if not isinstance(self.agent_params.memory, EpisodicExperienceReplayParameters):
+            raise ParameterValueError(
+                f"BatchRLGraphManager needs agent_params.memory = EpisodicExperienceReplayParameters() (episodes for "
+                f"off-policy evaluation); the preset has {type(self.agent_params.memory).__name__}."
+            )
+        if self.experience_generating_agent_params is not None:
+            raise ParameterValueError(
+                "experience_generating_agent_params: rlframe does not train a data-generating agent inside a batch run. "
+                "Collect the dataset first (rlframe-collect, or rlframe.data.VectoredGymEnvironment) and give it as "
+                "agent_params.memory.load_memory_from_file_path = CsvDataset('data.csv')."
+            )
+
+    def _create_environments(self) -> SpacesDefinition:
+        if self.env_params is not None:
+            spaces = super()._create_environments()
+            self._train_pool.close()  # the environment only evaluates; its copies are made per evaluation
+            self._train_pool = None
+            return spaces
+        if not isinstance(self.spaces_definition, SpacesDefinition):
+            raise ParameterValueError(
+                "BatchRLGraphManager with env_params=None needs spaces_definition=SpacesDefinition(state=StateSpace("
+                "{'observation': VectorObservationSpace(shape=D)}), goal=None, action=DiscreteActionSpace(A), "
+                "reward=RewardSpace(1))."
+            )
+        self._render = False
+        return self.spaces_definition
+
+    def _create_agent(self, spaces: SpacesDefinition, rng: np.random.Generator) -> None:
+        wrappers = self.agent_params.network_wrappers
+        if "reward_model" not in wrappers:
+            # As Coach: the reward model is a copy of the main network, so both presets of a pair build it.
+            reward_model = copy.deepcopy(wrappers["main"])
+            reward_model.create_target_network = False
+            wrappers["reward_model"] = reward_model
+        super()._create_agent(spaces, rng)
+        self._rng = rng
+        self._epoch = 0
+        self._train: TransitionDataset | None = None
+        self._eval: TransitionDataset | None = None
+        self._last_evaluation: dict[str, Any] = {}
+
+    def _restore(self, directory: str, task: TaskParameters) -> None:
+        state = self.restore_checkpoint(directory, restore_memory=False)
+        if task.evaluate_only is not None:
+            return
+        graph = state["graph"]
+        self._epoch = int(graph["epoch"])
+        self._counters.counts = graph["counters"]
+        self._wall_clock_offset = float(graph["wall_clock"])
+        self._evaluations = int(graph["evaluations"])
+        self._rng.bit_generator.state = graph["rng"]
+        if self._csv is not None:
+            self._csv.resume(self._epoch)
+
+    def _checkpoint_state(self) -> dict[str, Any]:
+        return {"graph": {
+            "epoch": self._epoch, "counters": self._counters.counts, "wall_clock": self.wall_clock,
+            "evaluations": self._evaluations, "seed": self._seed, "rng": self._rng.bit_generator.state,
+        }}
+
+    def _train_env_steps(self) -> int:
+        return self._epoch  # checkpoints are named <id>_Step-<epoch>.ckpt
+
+    # ---- the dataset --------------------------------------------------------------------------------
+    def _load_dataset(self) -> None:
+        """Read, filter and split the dataset (the same split on a resumed run: it is drawn first from the seed)."""
+        source = self.agent_params.memory.load_memory_from_file_path
+        if not isinstance(source, CsvDataset):
+            raise ParameterValueError(
+                f"agent_params.memory.load_memory_from_file_path = {source!r}: a batch-RL run trains on a dataset; set "
+                "it to CsvDataset('data.csv') (or pass --dataset data.csv)."
+            )
+        path = resolve_dataset_path(source.filepath, self._preset_dir)
+        data = load_csv_dataset(source, path, self._agent.spaces)
+        agent = self._agent
+        first_time = self._epoch == 0
+        data.obs = agent.input_filter.filter_observation(data.obs, update=first_time)
+        data.next_obs = agent.input_filter.filter_observation(data.next_obs, update=False)
+        data.reward = agent.input_filter.filter_reward(data.reward, update=first_time)
+        split_rng = np.random.default_rng(self._seed)
+        self._train, self._eval = split_episodes(data, float(self.train_to_eval_ratio), split_rng, path)
+        self._screen.line(
+            f"Dataset> {path}: {len(data):,} transitions in {data.num_episodes:,} episodes; training "
+            f"{len(self._train):,} transitions ({self._train.num_episodes:,} episodes), off-policy evaluation "
+            f"{len(self._eval):,} ({self._eval.num_episodes:,} episodes)"
+        )
+
+    def _prepare(self) -> None:
+        """Fit the reward model (unless restored), let the agent prepare, and cache OPE's fixed inputs."""
+        agent = self._agent
+        assert self._train is not None and self._eval is not None and agent.reward_model is not None
+        filtered = agent.pre_network_filter.filter_observation
+        if self._epoch == 0:
+            epochs = int(self.reward_model_num_epochs)
+            losses = agent.reward_model.fit(self._train, filtered(self._train.obs, update=False), epochs, self._rng)
+            if losses:
+                self._screen.line(f"Reward model> {epochs} epochs, final loss={losses[-1]:.6g}")
+        agent.prepare_offline(self._train)
+        if hasattr(agent, "dropped_fraction"):
+            self._screen.line(f"Action filter> drops {agent.dropped_fraction:.1%} of the next actions of the training split")
+        self._eval_obs = filtered(self._eval.obs, update=False)
+        self._reward_estimates = agent.reward_model.predict(self._eval_obs)
+
+    # ---- running ------------------------------------------------------------------------------------
+    def improve(self, until: Callable[[Progress], bool] | None = None) -> None:
+        """Train for ``improve_steps`` epochs (or until ``until``), evaluating as scheduled."""
+        self._until = until
+        self._load_dataset()
+        self._prepare()
+        epochs = int(self.improve_steps.num_steps)
+        self._screen.start_bar(epochs if epochs < 1e9 else None, "epoch")
+        self._screen.advance(self._epoch)
+        every = int((self.steps_between_evaluation_periods or TrainingSteps(1)).num_steps) or 1
+        while self._epoch < epochs and not self._should_stop():
+            self._run_epoch(evaluate=(self._epoch + 1) % every == 0)
+        if self._epoch == 0:
+            self.save_checkpoint()
+
+    def _run_epoch(self, evaluate: bool) -> None:
+        agent = self._agent
+        assert self._train is not None
+        updates = agent.train_epoch(self._train)
+        self._epoch += 1
+        self._progress.episodes = self._epoch  # a stop condition's "episodes" are epochs here
+        self._counters.add(RunPhase.TRAIN, training_steps=1)
+        row: dict[str, Any] = {
+            "Epoch": self._epoch, "Training Iter": agent.training_iteration, "Episode #": 0, "In Heatup": 0,
+            "ER #Transitions": len(self._train), "ER #Episodes": self._train.num_episodes,
+            "Total steps": agent.total_steps, "Epsilon": 0.0, "Update Target Network": int(agent.target_updated),
+        }
+        if evaluate:
+            estimates = self.off_policy_evaluation()
+            row.update({OPE_COLUMNS[k]: v for k, v in estimates._asdict().items()})
+            self._screen.log_dict("Off-Policy Evaluation", {
+                "Epoch": self._epoch, "IPS": estimates.ips, "DM": estimates.dm, "DR": estimates.dr,
+                "WIS": estimates.wis, "Sequential-DR": estimates.sequential_dr,
+            })
+            if self.env_params is not None and self.evaluation_steps is not None and self.evaluation_steps.num_steps > 0:
+                self.evaluate(self.evaluation_steps)
+                row.update(self._last_evaluation)
+        row["Wall-Clock Time"] = self.wall_clock
+        for signal in agent.signals.values():
+            row.update(signal.stats())
+            signal.reset()
+        agent.target_updated = False
+        self._screen.log_dict("Training", {"Epoch": self._epoch, "Updates": updates,
+                                           "Training iteration": agent.training_iteration})
+        if self._csv is not None:
+            self._csv.add_row(row)
+        self.save_checkpoint()
+        self._screen.advance(1, evaluation_reward=self._progress.last_evaluation_reward)
+        if self._until is not None and self._until(self._progress):
+            self._stop = True
+
+    def off_policy_evaluation(self) -> OffPolicyEstimates:
+        """IPS, DM, DR, WIS and Sequential DR of the current policy, softmax(Q / softmax_temperature), on the
+        evaluation split."""
+        assert self._eval is not None
+        agent = self._agent
+        q = np.concatenate([agent.network.predict(self._eval_obs[i:i + 4096]) for i in range(0, len(self._eval_obs), 4096)])
+        return off_policy_estimates(
+            q_estimates=q, reward_estimates=self._reward_estimates, behaviour_probs=self._eval.behaviour_probs,
+            action=self._eval.action, reward=self._eval.reward, episode_id=self._eval.episode_id,
+            discount=float(self.agent_params.algorithm.discount),
+            softmax_temperature=float(agent.network.params.softmax_temperature),
+        )
+
+    def _record_evaluation(self, row: dict[str, Any]) -> None:
+        """Evaluation results go on the epoch's row."""
+        self._last_evaluation = {k: row[k] for k in ("Evaluation Reward", "Shaped Evaluation Reward", "Success Rate")}
+        if math.isnan(self._last_evaluation["Evaluation Reward"]):
+            self._last_evaluation = {}
