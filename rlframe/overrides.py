@@ -309,7 +309,12 @@ SHORTCUT_SETS: dict[str, dict[str, Shortcut]] = {
         "training_epochs": Shortcut("agent_params.algorithm.optimization_epochs"),
     },
     "cartpole": {**COMMON_SHORTCUTS, "improve_steps": Shortcut("improve_steps", "TrainingSteps")},
-    "batch": {**COMMON_SHORTCUTS, "improve_steps": Shortcut("improve_steps", "TrainingSteps")},
+    "batch": {
+        **COMMON_SHORTCUTS,
+        "improve_steps": Shortcut("improve_steps", "TrainingSteps"),
+        # --dataset path.csv: the CSV a batch-RL preset trains on (its CsvDataset's is_episodic is kept)
+        "dataset": Shortcut("agent_params.memory.load_memory_from_file_path", "CsvDataset"),
+    },
 }
 # ``training_freq_env_steps`` also sets these (the Mountain Car launcher's ties).
 TIED_TO_TRAINING_FREQ = (
@@ -341,9 +346,13 @@ def _rl_path(name: str) -> tuple[list[str], str | None]:
     return segments, unit or None
 
 
-def _wrap(value: Any, unit: str | None, name: str) -> Any:
+def _wrap(value: Any, unit: str | None, name: str, current: Any = None) -> Any:
     if unit is None:
         return value
+    if unit == "CsvDataset":
+        from rlframe.memories.dataset import CsvDataset
+
+        return CsvDataset(str(value), is_episodic=getattr(current, "is_episodic", True))
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ParameterValueError(f"Hyperparameter {name!r} expects a number of {unit}, got {value!r}.")
     return _step(STEP_UNITS[unit], value, f"Hyperparameter {name!r}")
@@ -380,7 +389,8 @@ def apply_hyperparameters(graph_manager: Parameters, values: dict[str, Any], sho
                 f"Unknown hyperparameter {name!r}.{closest(name, options)} This preset's shortcuts "
                 f"({shortcut_set}): {', '.join(options)}; or write rl.<path>[:Type], e.g. rl.agent_params.algorithm.discount."
             )
-        assign(graph_manager, segments, _wrap(value, unit, name), where)
+        current = graph_manager.agent_params.memory.load_memory_from_file_path if unit == "CsvDataset" else None
+        assign(graph_manager, segments, _wrap(value, unit, name, current), where)
         result.applied[name] = value
     if tied_value is not None:
         for path in TIED_TO_TRAINING_FREQ:
