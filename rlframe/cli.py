@@ -208,6 +208,11 @@ def _validate(argv: Sequence[str] | None) -> int:
     if args.experiment_path:
         train_args += ["-ep", args.experiment_path]
     graph_manager, task, _ = prepare(train_args)
+    if graph_manager.env_params is None:
+        raise ParameterValueError(
+            f"Preset {args.preset!r} has no environment (env_params=None), so its policy cannot be evaluated: "
+            "validate a preset that trains with an environment."
+        )
     validation = graph_manager.preset_validation_params
     threshold = float(validation.min_reward_threshold)
     max_episodes = int(validation.max_episodes_to_achieve_reward)

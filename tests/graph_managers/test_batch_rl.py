@@ -107,3 +107,10 @@ def test_batch_preset_mistakes_are_one_line_errors(tmp_path, dataset, capsys, ex
     assert train_main(["-p", "preset-cartpole-ddqnbcq", "-ep", str(tmp_path / "x"), extra, message, "--progress", "lines"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ")
+
+
+def test_validating_a_preset_without_environment_is_refused(capsys):
+    from rlframe.cli import validate_main
+
+    assert validate_main(["-p", "preset-cartpole-ddqnbcq"]) == 2
+    assert "has no environment" in capsys.readouterr().err
