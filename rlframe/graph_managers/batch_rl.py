@@ -187,7 +187,8 @@ class BatchRLGraphManager(BasicRLGraphManager):
                 self._screen.line(f"Reward model> {epochs} epochs, final loss={losses[-1]:.6g}")
         agent.prepare_offline(self._train)
         if hasattr(agent, "dropped_fraction"):
-            self._screen.line(f"Action filter> drops {agent.dropped_fraction:.1%} of the next actions of the training split")
+            space = f" (kNN in {agent.knn_space})" if agent.knn_space else ""
+            self._screen.line(f"Action filter> drops {agent.dropped_fraction:.1%} of the next actions of the training split{space}")
         self._eval_obs = filtered(self._eval.obs, update=False)
         self._reward_estimates = agent.reward_model.predict(self._eval_obs)
 
