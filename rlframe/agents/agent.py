@@ -8,7 +8,7 @@ Acting runs N environment copies at once: every method takes a batch with a lead
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -64,6 +64,10 @@ class Agent:
         self._steps_at_target_update = 0
         self._iterations_at_target_update = 0
         self._reports: list[tuple[str, dict[str, Any]]] = []
+        #: the probabilities (N, A) of the actions last chosen, where the policy knows them (discrete actions)
+        self.last_action_probabilities: np.ndarray | None = None
+        #: called by :meth:`observe` with every heatup and training transition (see ``TransitionLog``)
+        self.transition_observers: list[Callable[..., None]] = []
         self._check_step_unit("num_consecutive_playing_steps", (EnvironmentSteps, EnvironmentEpisodes))
         self._check_step_unit("num_steps_between_copying_online_weights_to_target", (EnvironmentSteps, TrainingSteps, EnvironmentEpisodes))
 
@@ -79,7 +83,11 @@ class Agent:
     def act(self, raw_obs: np.ndarray, phase: RunPhase) -> np.ndarray:
         """Actions for raw observations (N, D): uniform random in heatup, else from the networks."""
         if phase == RunPhase.HEATUP and not self.algorithm.heatup_using_network_decisions:
-            return self.random_actions(raw_obs.shape[0])
+            actions = self.random_actions(raw_obs.shape[0])
+            if isinstance(self.spaces.action, DiscreteActionSpace):
+                num_actions = self.spaces.action.num_actions
+                self.last_action_probabilities = np.full((raw_obs.shape[0], num_actions), 1.0 / num_actions)
+            return actions
         obs = self.input_filter.filter_observation(raw_obs, update=False)
         update = phase != RunPhase.TEST and self.algorithm.update_pre_network_filters_state_on_inference
         return self.choose_actions(self.pre_network_filter.filter_observation(obs, update=update), phase)
@@ -108,6 +116,8 @@ class Agent:
     ) -> np.ndarray:
         """Filter and store k transitions played in heatup or training by the copies ``env_index`` (k,);
         returns the shaped rewards (k,)."""
+        for observer in self.transition_observers:
+            observer(env_index, raw_obs, action, raw_reward, raw_next_obs, terminated, truncated, self.last_action_probabilities)
         obs = self.input_filter.filter_observation(raw_obs, update=True)
         next_obs = self.input_filter.filter_observation(raw_next_obs, update=False)
         reward = self.shape_reward(raw_reward, update=True)

@@ -199,6 +199,8 @@ class DQNAgent(Agent):
     def choose_actions(self, obs: np.ndarray, phase: RunPhase) -> np.ndarray:
         q_values = self.network.predict(obs)
         self.signals[signals.Q].add_many(q_values.max(axis=1))
+        if self.transition_observers:  # someone records a dataset: keep the behaviour probabilities
+            self.last_action_probabilities = self.exploration.probabilities(q_values, phase)
         return self.exploration.choose(q_values, phase)
 
     def exploration_value(self, phase: RunPhase) -> float:

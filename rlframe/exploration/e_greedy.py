@@ -20,6 +20,14 @@ class EGreedy:
             return float(self.params.evaluation_epsilon)
         return float(self.params.epsilon_schedule.current_value)
 
+    def probabilities(self, q_values: np.ndarray, phase: RunPhase) -> np.ndarray:
+        """The probability (N, A) that :meth:`choose` picks each action now: epsilon / A everywhere, plus
+        1 - epsilon on the greedy action."""
+        epsilon = self.epsilon(phase)
+        probs = np.full(q_values.shape, epsilon / self.num_actions)
+        probs[np.arange(len(q_values)), q_values.argmax(axis=1)] += 1.0 - epsilon
+        return probs
+
     def choose(self, q_values: np.ndarray, phase: RunPhase) -> np.ndarray:
         """Pick actions (N,) int64 from ``q_values`` (N, A)."""
         num_envs = q_values.shape[0]

@@ -116,6 +116,8 @@ class BasicRLGraphManager(GraphManager):
 
     #: the CSV's index column
     index_column = "Episode #"
+    #: whether finished episodes get CSV rows (a batch-RL CSV has one row per epoch instead)
+    episode_rows = True
 
     def _seed_run(self, task: TaskParameters) -> np.random.Generator:
         seed = task.seed if task.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
@@ -356,7 +358,7 @@ class BasicRLGraphManager(GraphManager):
             "Total reward": round(episode.total_reward, 2), "Exploration": round(agent.exploration_value(phase), 2),
             "Steps": agent.total_steps, "Training iteration": agent.training_iteration,
         })
-        if self._csv is not None and (phase != RunPhase.TEST or rows_per_episode):
+        if self._csv is not None and self.episode_rows and (phase != RunPhase.TEST or rows_per_episode):
             self._csv.add_row(self._episode_row(episode, phase, number))
         if self._until is not None and phase != RunPhase.TEST and self._until(self._progress):
             self._stop = True

@@ -11,6 +11,12 @@ The loop (coach.md sections 1.5 and 5, with Coach's defects fixed):
    DM, DR, WIS, Sequential DR, see :mod:`rlframe.off_policy_evaluation`) and, when the preset has an
    environment, ``evaluation_steps`` of evaluation in it; then one CSV row and a checkpoint.
 
+Without a dataset, a preset with an environment generates one first: ``heatup_steps`` of uniformly random
+actions, or, with ``experience_generating_agent_params``, an agent trained online by its own schedule (as
+Coach's ``CartPole_DDQN_BCQ_BatchRL``). Every heatup and training transition is kept with the probabilities
+the agent acted with (Coach logged a softmax of Q that the epsilon-greedy agent never used), and the dataset
+is saved as ``generated_dataset.npz`` in the experiment directory, where a resumed run finds it.
+
 The epoch's OPE values and evaluation reward are on that epoch's CSV row (Coach wrote them one row ahead).
 With an environment and no dataset (``preset-cartpole-ddqnbcq-env``), the graph only evaluates checkpoints
 (``rlframe-train --evaluate -crd ...``): it builds the same networks, ``main`` and ``reward_model``, so
@@ -20,16 +26,26 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from typing import Any, Callable
 
 import numpy as np
 
 from rlframe.agents.dqn import DQNAgent
-from rlframe.core_types import EnvironmentEpisodes, RunPhase, TrainingSteps
+from rlframe.core_types import EnvironmentEpisodes, EnvironmentSteps, RunPhase, TrainingSteps
 from rlframe.errors import ParameterValueError
 from rlframe.graph_managers.basic_rl import BasicRLGraphManager
 from rlframe.graph_managers.graph_manager import Progress, ScheduleParameters, check_step_unit
-from rlframe.memories.dataset import CsvDataset, TransitionDataset, load_csv_dataset, resolve_dataset_path, split_episodes
+from rlframe.memories.dataset import (
+    CsvDataset,
+    TransitionDataset,
+    TransitionLog,
+    load_csv_dataset,
+    load_dataset,
+    resolve_dataset_path,
+    save_dataset,
+    split_episodes,
+)
 from rlframe.memories.memory import EpisodicExperienceReplayParameters
 from rlframe.off_policy_evaluation import OffPolicyEstimates, off_policy_estimates
 from rlframe.parameters import AgentParameters, PresetValidationParameters, TaskParameters, VisualizationParameters
@@ -55,12 +71,14 @@ class BatchRLGraphManager(BasicRLGraphManager):
     :param spaces_definition: the spaces, required when ``env_params`` is None.
     :param reward_model_num_epochs: passes over the training split to fit the reward model.
     :param train_to_eval_ratio: the share of transitions (whole episodes) trained on; the rest is for OPE.
-    :param experience_generating_agent_params: accepted for Coach compatibility; rlframe does not generate
-        datasets inside a batch run (collect one with ``rlframe-collect``): giving one is an error.
-    :param experience_generating_schedule_params: see ``experience_generating_agent_params``.
+    :param experience_generating_agent_params: an agent (DQN-family) to generate the dataset by training online,
+        when the preset has an environment and no dataset.
+    :param experience_generating_schedule_params: that agent's schedule (heatup, improve, evaluation).
     """
 
     index_column = "Epoch"
+    episode_rows = False
+    GENERATED_DATASET = "generated_dataset.npz"
 
     def __init__(self, agent_params: AgentParameters, env_params: Any, schedule_params: ScheduleParameters,
                  vis_params: VisualizationParameters | None = None,
@@ -93,18 +111,19 @@ class BatchRLGraphManager(BasicRLGraphManager):
                 f"BatchRLGraphManager needs agent_params.memory = EpisodicExperienceReplayParameters() (episodes for "
                 f"off-policy evaluation); the preset has {type(self.agent_params.memory).__name__}."
             )
-        if self.experience_generating_agent_params is not None:
+        if self.experience_generating_agent_params is not None and not isinstance(
+                self.experience_generating_schedule_params, ScheduleParameters):
             raise ParameterValueError(
-                "experience_generating_agent_params: rlframe does not train a data-generating agent inside a batch run. "
-                "Collect the dataset first (rlframe-collect, or rlframe.data.VectoredGymEnvironment) and give it as "
-                "agent_params.memory.load_memory_from_file_path = CsvDataset('data.csv')."
+                "experience_generating_agent_params needs experience_generating_schedule_params = ScheduleParameters() "
+                "(heatup_steps, improve_steps, steps_between_evaluation_periods, evaluation_steps)."
             )
 
     def _create_environments(self) -> SpacesDefinition:
         if self.env_params is not None:
             spaces = super()._create_environments()
-            self._train_pool.close()  # the environment only evaluates; its copies are made per evaluation
-            self._train_pool = None
+            if not self._generates_dataset():
+                self._train_pool.close()  # the environment only evaluates; its copies are made per evaluation
+                self._train_pool = None
             return spaces
         if not isinstance(self.spaces_definition, SpacesDefinition):
             raise ParameterValueError(
@@ -152,28 +171,76 @@ class BatchRLGraphManager(BasicRLGraphManager):
         return self._epoch  # checkpoints are named <id>_Step-<epoch>.ckpt
 
     # ---- the dataset --------------------------------------------------------------------------------
-    def _load_dataset(self) -> None:
-        """Read, filter and split the dataset (the same split on a resumed run: it is drawn first from the seed)."""
+    def _generates_dataset(self) -> bool:
+        no_file = not isinstance(self.agent_params.memory.load_memory_from_file_path, CsvDataset)
+        return no_file and self.env_params is not None and self.task_parameters.evaluate_only is None
+
+    def _obtain_dataset(self) -> None:
+        """Read the dataset (or generate it), filter it, and split it (the same split on a resumed run: it is
+        drawn from the seed alone)."""
         source = self.agent_params.memory.load_memory_from_file_path
-        if not isinstance(source, CsvDataset):
+        if isinstance(source, CsvDataset):
+            where = resolve_dataset_path(source.filepath, self._preset_dir)
+            data = load_csv_dataset(source, where, self._agent.spaces)
+        elif self.env_params is not None:
+            where = os.path.join(self.experiment_path, self.GENERATED_DATASET)
+            data = load_dataset(where) if self._epoch > 0 and os.path.isfile(where) else self._generate_dataset(where)
+        else:
             raise ParameterValueError(
-                f"agent_params.memory.load_memory_from_file_path = {source!r}: a batch-RL run trains on a dataset; set "
-                "it to CsvDataset('data.csv') (or pass --dataset data.csv)."
+                f"agent_params.memory.load_memory_from_file_path = {source!r} and env_params = None: a batch-RL run needs "
+                "a dataset; set it to CsvDataset('data.csv') (or pass --dataset data.csv), or give an environment to "
+                "generate one."
             )
-        path = resolve_dataset_path(source.filepath, self._preset_dir)
-        data = load_csv_dataset(source, path, self._agent.spaces)
         agent = self._agent
         first_time = self._epoch == 0
         data.obs = agent.input_filter.filter_observation(data.obs, update=first_time)
         data.next_obs = agent.input_filter.filter_observation(data.next_obs, update=False)
         data.reward = agent.input_filter.filter_reward(data.reward, update=first_time)
         split_rng = np.random.default_rng(self._seed)
-        self._train, self._eval = split_episodes(data, float(self.train_to_eval_ratio), split_rng, path)
+        self._train, self._eval = split_episodes(data, float(self.train_to_eval_ratio), split_rng, where)
         self._screen.line(
-            f"Dataset> {path}: {len(data):,} transitions in {data.num_episodes:,} episodes; training "
+            f"Dataset> {where}: {len(data):,} transitions in {data.num_episodes:,} episodes; training "
             f"{len(self._train):,} transitions ({self._train.num_episodes:,} episodes), off-policy evaluation "
             f"{len(self._eval):,} ({self._eval.num_episodes:,} episodes)"
         )
+
+    def _generate_dataset(self, path: str) -> TransitionDataset:
+        """Play in the environment and keep every heatup and training transition (see the module docstring)."""
+        log = TransitionLog()
+        if self.experience_generating_agent_params is not None:
+            generator = BasicRLGraphManager(self.experience_generating_agent_params, self.env_params,
+                                            self.experience_generating_schedule_params,
+                                            name="experience_generating_graph")
+            generator._preset_dir = self._preset_dir
+            generator.create_graph(TaskParameters(experiment_path=os.path.join(self.experiment_path, "experience_generation"),
+                                                  seed=self._seed))
+            generator._agent.transition_observers.append(log)
+            self._screen.line(f"Dataset> training the experience-generating agent ({type(generator._agent).__name__}); "
+                              f"its outputs are in {generator.experiment_path}")
+            try:
+                generator.improve()
+            finally:
+                generator.close()
+            how = "by the experience-generating agent"
+        else:
+            heatup = self.heatup_steps
+            if heatup is None or heatup.num_steps <= 0:
+                raise ParameterValueError(
+                    "This batch-RL preset has an environment but no dataset: set heatup_steps (e.g. EnvironmentSteps(10000)) "
+                    "to collect random data, experience_generating_agent_params to train an agent for it, or "
+                    "agent_params.memory.load_memory_from_file_path = CsvDataset('data.csv')."
+                )
+            check_step_unit(heatup, "heatup_steps", (EnvironmentSteps, EnvironmentEpisodes))
+            self._agent.transition_observers.append(log)
+            try:
+                self.heatup(heatup)
+            finally:
+                self._agent.transition_observers.remove(log)
+            how = "by uniformly random actions"
+        data = log.dataset()
+        save_dataset(data, path)
+        self._screen.line(f"Dataset> generated {len(data):,} transitions in {data.num_episodes:,} episodes {how}; saved to {path}")
+        return data
 
     def _prepare(self) -> None:
         """Fit the reward model (unless restored), let the agent prepare, and cache OPE's fixed inputs."""
@@ -196,7 +263,7 @@ class BatchRLGraphManager(BasicRLGraphManager):
     def improve(self, until: Callable[[Progress], bool] | None = None) -> None:
         """Train for ``improve_steps`` epochs (or until ``until``), evaluating as scheduled."""
         self._until = until
-        self._load_dataset()
+        self._obtain_dataset()
         self._prepare()
         epochs = int(self.improve_steps.num_steps)
         self._screen.start_bar(epochs if epochs < 1e9 else None, "epoch")

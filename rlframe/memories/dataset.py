@@ -18,14 +18,16 @@ from __future__ import annotations
 import ast
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from rlframe.errors import ParameterValueError, RlframeError
 from rlframe.memories.experience_replay import TransitionBatch
+from rlframe.outputs.atomic import atomic_path
 from rlframe.parameters import Parameters
 from rlframe.spaces import DiscreteActionSpace, SpacesDefinition
 
@@ -100,6 +102,58 @@ class TransitionDataset:
             self.obs[rows], self.action[rows], self.reward[rows], self.next_obs[rows], self.terminated[rows],
             self.behaviour_probs[rows], np.repeat(np.arange(len(chosen)), lengths),
         )
+
+
+class TransitionLog:
+    """Heatup and training transitions of N environment copies, kept as whole episodes: a batch-RL dataset
+    generated inside a run. Attach it to an agent's ``transition_observers``; the agent reports the
+    probabilities it acted with, so the dataset's behaviour probabilities are the true ones."""
+
+    def __init__(self) -> None:
+        self._open: dict[int, list[tuple[Any, ...]]] = {}
+        self._episodes: list[list[tuple[Any, ...]]] = []
+
+    def __call__(self, env_index: np.ndarray, obs: np.ndarray, action: np.ndarray, reward: np.ndarray,
+                 next_obs: np.ndarray, terminated: np.ndarray, truncated: np.ndarray, probs: np.ndarray | None) -> None:
+        if probs is None:
+            raise ParameterValueError(
+                "The data-generating agent does not report its action probabilities; batch RL datasets need a "
+                "discrete-action agent (DQN, DDQN) or random heatup."
+            )
+        for j, i in enumerate(env_index):
+            self._open.setdefault(int(i), []).append(
+                (obs[j].ravel(), int(action[j]), float(reward[j]), next_obs[j].ravel(), bool(terminated[j]), probs[j]))
+            if terminated[j] or truncated[j]:
+                self._episodes.append(self._open.pop(int(i)))
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self._episodes)
+
+    def dataset(self) -> TransitionDataset:
+        """The finished episodes, in the order they finished (episodes still running are left out)."""
+        if not self._episodes:
+            raise DatasetError("The data generation finished no episode: give it more steps.")
+        rows = [t for episode in self._episodes for t in episode]
+        obs, action, reward, next_obs, terminated, probs = zip(*rows)
+        return TransitionDataset(
+            np.stack(obs).astype(np.float32), np.asarray(action, dtype=np.int64), np.asarray(reward, dtype=np.float32),
+            np.stack(next_obs).astype(np.float32), np.asarray(terminated), np.stack(probs).astype(np.float64),
+            np.repeat(np.arange(len(self._episodes)), [len(e) for e in self._episodes]),
+        )
+
+
+def save_dataset(data: TransitionDataset, path: str) -> None:
+    """Write ``data``'s arrays to ``path`` (.npz) atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **{f.name: getattr(data, f.name) for f in fields(TransitionDataset)})
+
+
+def load_dataset(path: str) -> TransitionDataset:
+    """Read a dataset written by :func:`save_dataset`."""
+    with np.load(path) as arrays:
+        return TransitionDataset(**{f.name: arrays[f.name] for f in fields(TransitionDataset)})
 
 
 def minibatch_rows(count: int, batch_size: int, rng: np.random.Generator) -> np.ndarray:

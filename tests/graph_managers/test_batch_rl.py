@@ -129,3 +129,90 @@ def test_knn_measures_distances_in_the_reward_models_embedding_unless_every_rewa
     frame.to_csv(dataset, index=False)
     assert _train(tmp_path, "varying", "--improve_steps", "1") == 0
     assert "(kNN in the reward model's embedding)" in capsys.readouterr().out
+
+
+GENERATING_PRESET = """
+from rl_coach.agents.ddqn_agent import DDQNAgentParameters
+from rl_coach.agents.dqn_agent import DQNAgentParameters
+from rl_coach.core_types import EnvironmentEpisodes, EnvironmentSteps, TrainingSteps
+from rl_coach.environments.gym_environment import GymVectorEnvironment
+from rl_coach.graph_managers.batch_rl_graph_manager import BatchRLGraphManager
+from rl_coach.graph_managers.graph_manager import ScheduleParameters
+from rl_coach.memories.episodic import EpisodicExperienceReplayParameters
+from rl_coach.schedules import LinearSchedule
+
+schedule_params = ScheduleParameters()
+schedule_params.improve_steps = TrainingSteps(2)
+schedule_params.steps_between_evaluation_periods = TrainingSteps(1)
+schedule_params.evaluation_steps = EnvironmentEpisodes(2)
+schedule_params.heatup_steps = EnvironmentSteps(600)
+agent_params = DDQNAgentParameters()
+agent_params.network_wrappers['main'].batch_size = 64
+agent_params.memory = EpisodicExperienceReplayParameters()
+agent_params.exploration.epsilon_schedule = LinearSchedule(0, 0, 1)
+agent_params.exploration.evaluation_epsilon = 0
+generator, generator_schedule = None, None
+{generator}
+graph_manager = BatchRLGraphManager(agent_params=agent_params, env_params=GymVectorEnvironment(level='CartPole-v0'),
+                                    schedule_params=schedule_params, reward_model_num_epochs=1, train_to_eval_ratio=0.5,
+                                    experience_generating_agent_params=generator,
+                                    experience_generating_schedule_params=generator_schedule)
+"""
+
+
+def test_random_heatup_generates_the_dataset_and_a_resumed_run_reuses_it(write_preset, tmp_path, capsys):
+    from rlframe.memories.dataset import load_dataset
+
+    write_preset("heatup_batch", text=GENERATING_PRESET.format(generator=""))
+    assert train_main(["-p", "heatup_batch", "--seed", "0", "-ep", str(tmp_path / "run"), "--progress", "lines"]) == 0
+    assert "by uniformly random actions" in capsys.readouterr().out
+    data = load_dataset(str(tmp_path / "run" / "generated_dataset.npz"))
+    assert len(data) >= 600 and np.all(data.behaviour_probs == 0.5)
+    assert data.terminated.sum() == data.num_episodes  # CartPole-v0 random episodes end by falling
+    frame = pd.read_csv(tmp_path / "run" / CSV)
+    assert frame["Epoch"].tolist() == [1, 2] and frame["Evaluation Reward"].notna().all()  # no heatup episode rows
+    assert train_main(["-p", "heatup_batch", "--seed", "0", "-crd", str(tmp_path / "run" / "checkpoint"),
+                       "--improve_steps", "3", "--progress", "lines"]) == 0
+    out = capsys.readouterr().out
+    assert "Dataset> generated" not in out and "generated_dataset.npz: " in out
+    assert pd.read_csv(tmp_path / "run" / CSV)["Epoch"].tolist() == [1, 2, 3]
+
+
+def test_an_experience_generating_agent_logs_its_epsilon_greedy_probabilities(write_preset, tmp_path):
+    from rlframe.memories.dataset import load_dataset
+
+    generator = """
+generator = DQNAgentParameters()
+generator.algorithm.num_consecutive_playing_steps = EnvironmentSteps(1)
+generator.exploration.epsilon_schedule = LinearSchedule(1.0, 0.1, 400)
+generator_schedule = ScheduleParameters()
+generator_schedule.heatup_steps = EnvironmentSteps(100)
+generator_schedule.improve_steps = TrainingSteps(400)
+generator_schedule.steps_between_evaluation_periods = EnvironmentEpisodes(100)
+generator_schedule.evaluation_steps = EnvironmentEpisodes(1)
+"""
+    write_preset("generated_batch", text=GENERATING_PRESET.format(generator=generator))
+    assert train_main(["-p", "generated_batch", "--seed", "0", "-ep", str(tmp_path / "run"), "--progress", "lines"]) == 0
+    probs = load_dataset(str(tmp_path / "run" / "generated_dataset.npz")).behaviour_probs
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    greedy = probs.max(axis=1)
+    # heatup rows are uniform; training rows put 1 - eps + eps/2 on the greedy action, eps from 1 down to 0.1
+    assert np.all((greedy >= 0.5) & (greedy <= 0.95 + 1e-9)) and (greedy > 0.6).any() and (greedy == 0.5).any()
+    assert (tmp_path / "run" / "experience_generation" / csv_file_name("experience_generating_graph")).is_file()
+
+
+def test_ddqn_bcq_with_the_imitation_model_filter(write_preset, tmp_path, dataset, capsys):
+    from rlframe.shipped import shipped_dir
+
+    text = (shipped_dir("presets") / "preset-cartpole-ddqnbcq.py").read_text()
+    text = text.replace("import DDQNBCQAgentParameters, KNNParameters",
+                        "import DDQNBCQAgentParameters, NNImitationModelParameters")
+    text = text.replace("= KNNParameters()", "= NNImitationModelParameters(imitation_model_num_epochs=3)")
+    write_preset("bcq_imitation", text=text)
+    assert train_main(["-p", "bcq_imitation", "--seed", "0", "-ep", str(tmp_path / "run"), "--improve_steps", "2",
+                       "-cp", "reward_model_num_epochs=1", "--progress", "lines"]) == 0
+    filter_line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("Action filter> "))
+    assert "kNN" not in filter_line
+    dropped = float(filter_line.split("drops ")[1].split("%")[0])
+    assert 0 <= dropped < 50  # uniform data: the imitation model gives ~0.5 to each action, above 0.35
+    assert list((tmp_path / "run" / "checkpoint").glob("*.imitation_model.online"))

@@ -156,3 +156,21 @@ def test_relative_dataset_paths_resolve_in_the_current_directory_then_beside_the
 def test_pickled_replay_buffers_are_refused():
     with pytest.raises(ParameterValueError, match="does not load pickled replay buffers"):
         PickledReplayBuffer("episodes.p")
+
+
+def test_transition_log_keeps_finished_episodes_with_their_true_end():
+    from rlframe.memories.dataset import TransitionLog
+
+    log = TransitionLog()
+    probs = np.array([[0.5, 0.5], [0.9, 0.1]])
+    step = dict(obs=np.zeros((2, 2)), action=np.array([0, 1]), reward=np.ones(2), next_obs=np.ones((2, 2)))
+    log(np.array([0, 1]), **step, terminated=np.array([False, False]), truncated=np.array([False, True]), probs=probs)
+    log(np.array([0, 1]), **step, terminated=np.array([True, False]), truncated=np.array([False, False]), probs=probs)
+    data = log.dataset()  # copy 1's second episode is still running: left out
+    assert log.num_episodes == 2 and len(data) == 3
+    np.testing.assert_array_equal(data.episode_id, [0, 1, 1])
+    np.testing.assert_array_equal(data.terminated, [False, False, True])  # a time-limit cut is not terminal
+    np.testing.assert_allclose(data.behaviour_probs, [[0.9, 0.1], [0.5, 0.5], [0.5, 0.5]])
+    with pytest.raises(ParameterValueError, match="does not report its action probabilities"):
+        log(np.array([0]), **{k: v[:1] for k, v in step.items()}, terminated=np.array([True]),
+            truncated=np.array([False]), probs=None)
