@@ -225,13 +225,14 @@ def _validate(argv: Sequence[str] | None) -> int:
 
     graph_manager.improve_steps = type(graph_manager.improve_steps)(10**12)
     graph_manager.run(task, until=until)
+    unit = "epoch" if graph_manager.index_column == "Epoch" else "episode"  # a batch-RL run counts epochs
     if reached:
         print(f"PASSED: {args.preset} (seed {args.seed}) reached evaluation reward >= {threshold:g} "
-              f"at episode {reached[0]} (limit {max_episodes}).")
+              f"at {unit} {reached[0]} (limit {max_episodes}).")
         return 0
     best = max((r for _, r in graph_manager._progress.evaluations), default=float("nan"))
     print(f"FAILED: {args.preset} (seed {args.seed}) did not reach evaluation reward >= {threshold:g} within "
-          f"{max_episodes} episodes (best evaluation reward {best:.2f}).")
+          f"{max_episodes} {unit}s (best evaluation reward {best:.2f}).")
     return 1
 
 

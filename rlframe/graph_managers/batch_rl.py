@@ -262,8 +262,9 @@ class BatchRLGraphManager(BasicRLGraphManager):
     # ---- running ------------------------------------------------------------------------------------
     def improve(self, until: Callable[[Progress], bool] | None = None) -> None:
         """Train for ``improve_steps`` epochs (or until ``until``), evaluating as scheduled."""
-        self._until = until
         self._obtain_dataset()
+        self._progress.episodes = self._epoch  # a stop condition counts epochs here, not the data's episodes
+        self._until = until
         self._prepare()
         epochs = int(self.improve_steps.num_steps)
         self._screen.start_bar(epochs if epochs < 1e9 else None, "epoch")
