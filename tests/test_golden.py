@@ -12,7 +12,7 @@ CSV_NAME = "worker_0.simple_rl_graph.main_level.main_level.agent_0.csv"
 @pytest.mark.parametrize("preset", [
     "CartPole_DQN", "preset-cartpole-dqn", "CartPole_ClippedPPO",
     "preset-mountain-car-continuous-clipped-ppo-tuned", "preset-mountain-car-discrete-clipped-ppo",
-    "CartPole_DDQN_BatchRL",
+    "CartPole_DDQN_BatchRL", "CartPole_DDQN_BCQ_BatchRL",
 ])
 def test_preset_reaches_its_validation_threshold(preset, seed, tmp_path, capsys):
     code = validate_main(["-p", preset, "--seed", str(seed), "-ep", str(tmp_path / "exp")])
