@@ -106,7 +106,7 @@ def gaussian_log_prob_entropy(F: Any, mean: Any, log_std: Any, action: Any) -> t
 
 
 class PPOLoss(gluon.HybridBlock):
-    """A minibatch's loss as one hybridized graph.
+    """A minibatch's loss as one graph (``NetworkWrapper.update`` binds it once as an executor).
 
     Inputs: packed (B, D + K + 5), ``obs | action (K columns; 1 for discrete) | old_log_prob | advantage |
     value_target | clip_epsilon | kl_coefficient``, and per-sample weights (B,) that sum to 1 (0 for rows
@@ -280,7 +280,6 @@ class ClippedPPOAgent(Agent):
             float(algorithm.beta_entropy), bool(algorithm.use_kl_regularization),
             float(algorithm.high_kl_penalty_coefficient), float(algorithm.target_kl_divergence),
         )
-        self.loss.hybridize(static_alloc=True, static_shape=True)
         self.kl_coefficient = float(algorithm.initial_kl_coefficient)
         self.rollout = Rollout()
         self._episode_ended_last_step = False
@@ -396,27 +395,26 @@ class ClippedPPOAgent(Agent):
         data = nd.array(packed, dtype=np.float32)
         batch_size = int(self.network.params.batch_size)
         num_minibatches = -(-count // batch_size)
-        # Every minibatch has batch_size rows, so the loss graph runs with static shapes (half the time of a
-        # dynamic-shape graph here): the last one is topped up with rows of weight 0.
+        # Every minibatch has batch_size rows, so one executor bound for that shape serves every update (see
+        # NetworkWrapper.update): the last one is topped up with rows of weight 0.
         last_rows = count - (num_minibatches - 1) * batch_size
         weights = [nd.full(batch_size, 1.0 / batch_size)] * (num_minibatches - 1) + [
             nd.array(np.where(np.arange(batch_size) < last_rows, 1.0 / last_rows, 0.0), dtype=np.float32)]
         for epoch in range(int(algorithm.optimization_epochs)):
             order = np.resize(self.rng.permutation(count), (num_minibatches, batch_size))
             minibatches = nd.take(data, nd.array(order, dtype=np.int32))  # (num_minibatches, batch_size, columns)
-            losses, grad_norms, stats = [], [], []
+            results, grad_norms = [], []
             for i in range(num_minibatches):
-                loss, (diagnostics,), grad_norm = self.network.step(self.loss, minibatches[i], weights[i])
-                losses.append(loss)
+                (loss, diagnostics), grad_norm = self.network.update(self.loss, minibatches[i], weights[i])
+                results.append(nd.concat(loss, diagnostics, dim=0))  # a copy: the executor reuses its outputs
                 grad_norms.append(grad_norm)
-                stats.append(diagnostics)
             # One read per epoch: the engine computes minibatch i while Python prepares i + 1.
-            measured = [g for g in grad_norms if g is not None]
-            values = iter(nd.concat(*losses, *measured, dim=0).asnumpy().tolist())
-            losses = [next(values) for _ in losses]
-            for loss, grad_norm in zip(losses, grad_norms):
-                self.record_update(TrainResult(loss, None if grad_norm is None else next(values), []))
-            self._record_epoch(epoch, nd.add_n(*stats).asnumpy() / num_minibatches)
+            flat = nd.concat(*results, *[g for g in grad_norms if g is not None], dim=0).asnumpy()
+            table = flat[:8 * num_minibatches].reshape(num_minibatches, 8)  # loss, then the 7 diagnostics
+            norms = iter(flat[8 * num_minibatches:].tolist())
+            for loss, grad_norm in zip(table[:, 0].tolist(), grad_norms):
+                self.record_update(TrainResult(loss, None if grad_norm is None else next(norms), []))
+            self._record_epoch(epoch, table[:, 1:].sum(axis=0) / num_minibatches)
         self._adapt_kl_coefficient()
         return num_minibatches * int(algorithm.optimization_epochs)
 

@@ -74,7 +74,6 @@ class DatasetModel:
 
         self.network = NetworkWrapper(name, params, build, obs_size)
         self.loss = make_loss(self.network.online, obs_size)
-        self.loss.hybridize(static_alloc=True, static_shape=True)
         self._pack = pack
 
     def fit(self, data: TransitionDataset, obs: np.ndarray, epochs: int, rng: np.random.Generator) -> list[float]:
@@ -83,7 +82,7 @@ class DatasetModel:
         batch_size = int(self.network.params.batch_size)
         losses = []
         for _ in range(epochs):
-            epoch = [self.network.step(self.loss, nd.array(self._pack(data, obs, rows)))[0]
+            epoch = [self.network.update(self.loss, self._pack(data, obs, rows))[0][0].copy()
                      for rows in minibatch_rows(len(data), batch_size, rng)]
             losses.append(float(nd.concat(*epoch, dim=0).mean().asscalar()))
         return losses

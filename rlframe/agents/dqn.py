@@ -60,7 +60,8 @@ def td_loss(F: Any, q_taken: Any, target: Any, use_huber: bool) -> Any:
 
 
 class QLoss(gluon.HybridBlock):
-    """The TD loss of a batch as one hybridized graph: online forward, target forward, target, loss.
+    """The TD loss of a batch as one graph (bound once as an executor): online forward, target forward,
+    target, loss.
 
     Its one input packs a batch as (B, 2D + 3) float32 columns ``obs | next_obs | action | reward | discount``
     (see :func:`pack_batch`), so an update copies one array into MXNet instead of five; with
@@ -180,8 +181,6 @@ class DQNAgent(Agent):
         self.networks["main"] = self.network
         self.loss = QLoss(self.network.online, self.network.target, spaces.observation_size, self.double_q,
                           bool(net_params.replace_mse_with_huber_loss), num_actions if self.masks_next_actions else 0)
-        # Every update has exactly batch_size rows, so the graph's shapes can be fixed too (~5% per update).
-        self.loss.hybridize(static_alloc=True, static_shape=True)
         exploration = resolve_exploration(agent_params.exploration, spaces)
         if not isinstance(exploration, EGreedyParameters):
             raise ParameterValueError(
