@@ -116,7 +116,8 @@ class BasicRLGraphManager(GraphManager):
 
     #: the CSV's index column
     index_column = "Episode #"
-    #: whether finished episodes get CSV rows (a batch-RL CSV has one row per epoch instead)
+    #: whether finished heatup and training episodes get CSV rows (a batch-RL CSV has one row per epoch; evaluation-only
+    #: runs write a row per episode either way)
     episode_rows = True
 
     def _seed_run(self, task: TaskParameters) -> np.random.Generator:
@@ -358,7 +359,7 @@ class BasicRLGraphManager(GraphManager):
             "Total reward": round(episode.total_reward, 2), "Exploration": round(agent.exploration_value(phase), 2),
             "Steps": agent.total_steps, "Training iteration": agent.training_iteration,
         })
-        if self._csv is not None and self.episode_rows and (phase != RunPhase.TEST or rows_per_episode):
+        if self._csv is not None and (rows_per_episode or (self.episode_rows and phase != RunPhase.TEST)):
             self._csv.add_row(self._episode_row(episode, phase, number))
         if self._until is not None and phase != RunPhase.TEST and self._until(self._progress):
             self._stop = True

@@ -48,6 +48,8 @@ def test_epochs_write_ope_on_their_own_rows_and_the_checkpoint_restores_into_the
                        "-ep", str(tmp_path / "eval"), "--progress", "lines"])
     assert code == 0
     assert "## agent: Finished evaluation phase." in capsys.readouterr().out
+    evaluation = pd.read_csv(tmp_path / "eval" / CSV)["Evaluation Reward"]  # one row per evaluation episode
+    assert len(evaluation) >= 1 and evaluation.notna().all()
 
 
 def test_a_resumed_run_continues_the_epochs_and_the_csv(tmp_path, dataset):
