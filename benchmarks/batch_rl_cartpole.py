@@ -81,8 +81,8 @@ its final policy balances the pole (~125-155 on seeds 0-2).
 
 How it is measured. Each run is a fresh subprocess (this script with ``--worker``), one at a time: rlframe's
 worker trains and then evaluates; d3rlpy's worker trains and evaluates on the split rlframe's worker wrote.
-rlframe runs with the thread environment of ``--mxnet-env`` (``dqn_cartpole.py``'s choices, default ``omp1``:
-``OMP_NUM_THREADS=1``, MXNet's threaded engine); d3rlpy with ``torch.set_num_threads(1)`` and
+rlframe runs with the thread environment of ``--mxnet-env`` (``common.py``'s choices, as in ``dqn_cartpole.py``,
+default ``omp1``: ``OMP_NUM_THREADS=1``, MXNet's threaded engine); d3rlpy with ``torch.set_num_threads(1)`` and
 ``OMP_NUM_THREADS=1`` (as the SB3 runs of the other benchmarks). Seconds are wall-clock ``time.perf_counter``:
 
 * rlframe 50 epochs: from the start of the first epoch to the end of the 50th (the preset's 50 training passes
@@ -104,9 +104,10 @@ rlframe runs with the thread environment of ``--mxnet-env`` (``dqn_cartpole.py``
 
 Two verdict lines follow the table: rlframe's 50 epochs against 60 s (the slowest seed), and the mean final
 evaluation reward of rlframe against d3rlpy's (target: rlframe's higher). ``--quick`` (seed 0, 5 epochs and the
-same number of d3rlpy steps) only smoke-tests the pipeline; its verdicts say so. ``spread`` and the thread
-environments are imported from ``dqn_cartpole.py`` (this script is run as a file, so its folder is on
-``sys.path``); ``launch`` is this script's own, because it starts each worker with a chosen interpreter.
+same number of d3rlpy steps) only smoke-tests the pipeline; its verdicts say so. The thread environments,
+running a worker (with a chosen interpreter) and reading back its result, ``spread`` and the markdown table are
+imported from ``common.py`` in this folder (this script is run as a file, so its folder is on ``sys.path``),
+shared with the other benchmarks.
 """
 from __future__ import annotations
 
@@ -122,7 +123,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from dqn_cartpole import MXNET_ENVS, SB3_ENV, spread
+from common import MXNET_ENVS, SB3_ENV, launch, markdown_table, spread, write_result
 
 LEVEL = "CartPole-v0"
 TRAIN_PRESET = "preset-cartpole-ddqnbcq"
@@ -373,24 +374,14 @@ def run_d3rlpy(spec: RunSpec) -> RunResult:
 # ---- driver -----------------------------------------------------------------------------------------
 def worker(spec_json: str, result_path: str) -> None:
     spec = RunSpec(**json.loads(spec_json))
-    result = run_rlframe(spec) if spec.framework == "rlframe" else run_d3rlpy(spec)
-    with open(result_path, "w", encoding="utf-8") as handle:
-        json.dump(asdict(result), handle)
+    write_result(result_path, asdict(run_rlframe(spec) if spec.framework == "rlframe" else run_d3rlpy(spec)))
 
 
-def launch(spec: RunSpec, python: str, env_update: dict[str, str]) -> RunResult:
-    """Run ``spec`` in a fresh ``python`` with ``env_update`` added to the environment."""
-    env = dict(os.environ)
-    env.update(env_update)
-    result_path = os.path.join(spec.workdir, f"{spec.framework}-result.json")
-    command = [python, os.path.abspath(__file__), "--worker", json.dumps(asdict(spec)), "--result", result_path]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    with open(os.path.join(spec.workdir, f"{spec.framework}-worker.log"), "w", encoding="utf-8") as log:
-        log.write(done.stdout + done.stderr)
-    if done.returncode != 0:
-        raise RuntimeError(f"worker {spec} failed ({done.returncode}):\n{(done.stdout + done.stderr)[-4000:]}")
-    with open(result_path, encoding="utf-8") as handle:
-        data = json.load(handle)
+def run_worker(spec: RunSpec, python: str, env_update: dict[str, str]) -> RunResult:
+    """Run ``spec`` in a fresh ``python`` with ``env_update`` added to the environment; the worker's output goes
+    to ``<framework>-worker.log`` in the run's folder."""
+    data = launch(__file__, asdict(spec), env_update, python,
+                  log_path=os.path.join(spec.workdir, f"{spec.framework}-worker.log"))
     data["spec"] = RunSpec(**data["spec"])
     return RunResult(**data)
 
@@ -424,12 +415,10 @@ class Row:
         ]
 
 
-def markdown_table(rows: list[Row], epochs: int) -> str:
+def table(rows: list[Row], epochs: int) -> str:
     header = ["framework", "gradient steps", f"train s ({epochs} epochs / same steps)", "gradient passes s",
               "whole training s", f"final eval reward ({EVAL_EPISODES} episodes)"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
-    lines += ["| " + " | ".join(row.cells()) + " |" for row in rows]
-    return "\n".join(lines)
+    return markdown_table(header, [row.cells() for row in rows])
 
 
 def verdicts(ours: Row, theirs: Row, epochs: int) -> list[str]:
@@ -490,8 +479,8 @@ def run_all(args: argparse.Namespace, workdir: str) -> int:
     for seed in args.seeds:
         run_dir = os.path.join(workdir, f"seed{seed}")
         os.makedirs(run_dir, exist_ok=True)
-        mine = launch(RunSpec("rlframe", seed, dataset, run_dir, epochs=args.epochs or 0), args.rlframe_python,
-                      MXNET_ENVS[args.mxnet_env])
+        mine = run_worker(RunSpec("rlframe", seed, dataset, run_dir, epochs=args.epochs or 0), args.rlframe_python,
+                          MXNET_ENVS[args.mxnet_env])
         if settings is None:
             assert mine.settings is not None
             settings = BCQSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in mine.settings.items()})
@@ -502,7 +491,7 @@ def run_all(args: argparse.Namespace, workdir: str) -> int:
               f"{mine.gradient_steps:,} gradient steps on {mine.transitions:,} transitions ({mine.episodes} episodes); "
               f"eval {[round(r) for r in mine.eval_rewards]} mean {mine.eval_mean():.1f}", flush=True)
         spec = RunSpec("d3rlpy", seed, mine.split, run_dir, steps=mine.gradient_steps, settings=mine.settings)
-        other = launch(spec, args.d3rlpy_python, TORCH_ENV)
+        other = run_worker(spec, args.d3rlpy_python, TORCH_ENV)
         theirs.runs.append(other)
         print(f"  seed {seed} d3rlpy:  {other.gradient_steps:,} gradient steps in {other.train_seconds:.2f} s (whole "
               f"{other.whole_seconds:.2f} s) on {other.transitions:,} transitions ({other.episodes} episodes); "
@@ -516,7 +505,7 @@ def run_all(args: argparse.Namespace, workdir: str) -> int:
           f"rlframe's number of gradient steps; evaluation: {EVAL_EPISODES} greedy episodes of {LEVEL} from the same "
           "starting states; train s: rlframe from the first epoch's start to the last epoch's end, d3rlpy its fit; "
           "+- is the std over seeds\n")
-    print(markdown_table([ours, theirs], epochs))
+    print(table([ours, theirs], epochs))
     print()
     print("\n".join(verdicts(ours, theirs, epochs)))
     return 0

@@ -55,22 +55,35 @@ imported). Its default, ``omp1`` (``OMP_NUM_THREADS=1``, MXNet's threaded engine
 on the 2-core machine than ``naive`` (plus ``MXNET_ENGINE_TYPE=NaiveEngine``: no overlap of Python and
 operators) and a little faster than MXNet's defaults; an explicit ``OMP_NUM_THREADS=2`` makes
 ``adam_update`` about 5x slower there. The versions and threads in force are printed above the table.
+
+The thread environments, the training clock, running a worker and reading back its result, ``spread``,
+``profile_text`` and the markdown table come from ``common.py`` in this folder (this script is run as a file, so
+its folder is on ``sys.path``); the other benchmarks share them from there.
 """
 from __future__ import annotations
 
 import argparse
 import cProfile
-import io
 import json
 import os
-import pstats
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from common import (
+    MXNET_ENVS,
+    SB3_ENV,
+    TrainingClock,
+    first_success,
+    launch,
+    markdown_table,
+    profile_text,
+    spread,
+    steady_throughput,
+    write_result,
+)
 
 LEVEL = "CartPole-v0"
 GAMMA = 0.99
@@ -79,15 +92,6 @@ REWARD_THRESHOLD = 195.0
 EVAL_EPISODES = 10
 EVAL_EPSILON = 0.05
 EVAL_SEED_OFFSET = 10000  # the evaluation copies' seeds, as rlframe's BasicRLGraphManager
-PROFILE_ENTRIES = 25
-
-#: environment of an rlframe worker, by ``--mxnet-env`` name
-MXNET_ENVS: dict[str, dict[str, str]] = {
-    "default": {},
-    "omp1": {"OMP_NUM_THREADS": "1"},
-    "naive": {"OMP_NUM_THREADS": "1", "MXNET_ENGINE_TYPE": "NaiveEngine"},
-}
-SB3_ENV = {"OMP_NUM_THREADS": "1"}
 
 
 @dataclass(frozen=True)
@@ -159,45 +163,11 @@ class RunResult:
     profile: str = ""
 
     def steady_throughput(self) -> float:
-        start_steps, start_seconds = (self.evaluations[0][0], self.evaluations[0][1]) if self.evaluations else (0, 0.0)
-        if self.final_steps <= start_steps:  # no evaluation before the end: measure the whole run
-            start_steps, start_seconds = 0, 0.0
-        return (self.final_steps - start_steps) / (self.final_seconds - start_seconds)
+        return steady_throughput(self.evaluations, self.final_steps, self.final_seconds)
 
     def first_success(self) -> tuple[int, float] | None:
-        for steps, seconds, reward in self.evaluations:
-            if reward >= REWARD_THRESHOLD:
-                return steps, seconds
-        return None
+        return first_success(self.evaluations, REWARD_THRESHOLD)
 
-
-class TrainingClock:
-    """Seconds since the clock was made, evaluations left out, and the evaluation curve."""
-
-    def __init__(self) -> None:
-        self._start = time.perf_counter()
-        self._excluded = 0.0
-        self._paused_at: float | None = None
-        self.evaluations: list[tuple[int, float, float]] = []
-        self.last_mark: tuple[int, float] = (0, 0.0)
-
-    def seconds(self) -> float:
-        now = self._paused_at if self._paused_at is not None else time.perf_counter()
-        return now - self._start - self._excluded
-
-    def pause(self) -> None:
-        self._paused_at = time.perf_counter()
-
-    def resume(self, env_steps: int, reward: float) -> None:
-        """End an evaluation that was played after ``env_steps`` and scored ``reward``."""
-        assert self._paused_at is not None
-        self.evaluations.append((env_steps, self.seconds(), reward))
-        self._excluded += time.perf_counter() - self._paused_at
-        self._paused_at = None
-
-    def mark(self, env_steps: int) -> None:
-        """Note the end of a training period."""
-        self.last_mark = (env_steps, self.seconds())
 
 
 # ---- rlframe ----------------------------------------------------------------------------------------
@@ -278,12 +248,6 @@ def run_rlframe(spec: RunSpec, setting: Setting) -> RunResult:
     final_steps, final_seconds = graph_manager._clock.last_mark
     return RunResult(spec, graph_manager._clock.evaluations, final_steps, final_seconds, runtime,
                      profile_text(profiler) if profiler is not None else "")
-
-
-def profile_text(profiler: cProfile.Profile) -> str:
-    out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(PROFILE_ENTRIES)
-    return out.getvalue()
 
 
 # ---- Stable-Baselines3 ------------------------------------------------------------------------------
@@ -370,24 +334,12 @@ def run_sb3(spec: RunSpec, setting: Setting) -> RunResult:
 def worker(spec_json: str, result_path: str) -> None:
     spec = RunSpec(**json.loads(spec_json))
     runner = run_rlframe if spec.framework == "rlframe" else run_sb3
-    result = runner(spec, SETTINGS[spec.setting])
-    with open(result_path, "w", encoding="utf-8") as handle:
-        json.dump(asdict(result), handle)
+    write_result(result_path, asdict(runner(spec, SETTINGS[spec.setting])))
 
 
-def launch(spec: RunSpec, mxnet_env: str) -> RunResult:
+def run_worker(spec: RunSpec, mxnet_env: str) -> RunResult:
     """Run ``spec`` in a fresh interpreter with its framework's thread environment."""
-    env = dict(os.environ)
-    env.update(MXNET_ENVS[mxnet_env] if spec.framework == "rlframe" else SB3_ENV)
-    with tempfile.TemporaryDirectory(prefix="dqn-bench-") as tmp:
-        result_path = os.path.join(tmp, "result.json")
-        command = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(asdict(spec)),
-                   "--result", result_path]
-        done = subprocess.run(command, env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"worker {spec} failed ({done.returncode}):\n{done.stderr[-4000:]}")
-        with open(result_path, encoding="utf-8") as handle:
-            data = json.load(handle)
+    data = launch(__file__, asdict(spec), MXNET_ENVS[mxnet_env] if spec.framework == "rlframe" else SB3_ENV)
     data["spec"] = RunSpec(**data["spec"])
     data["evaluations"] = [tuple(e) for e in data["evaluations"]]
     return RunResult(**data)
@@ -416,20 +368,8 @@ class Row:
         ]
 
 
-def spread(values: list[float], fmt: str) -> str:
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return fmt.format(values[0])
-    return f"{fmt.format(statistics.mean(values))} +- {fmt.format(statistics.stdev(values))}"
-
-
-def markdown_table(rows: list[Row]) -> str:
-    header = ["setting", "framework", "train env-steps/s", "env steps to eval >= 195", "train s to eval >= 195",
-              "final eval reward"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
-    lines += ["| " + " | ".join(row.cells()) + " |" for row in rows]
-    return "\n".join(lines)
+TABLE_HEADER = ("setting", "framework", "train env-steps/s", "env steps to eval >= 195", "train s to eval >= 195",
+                "final eval reward")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -465,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         setting = args.settings[0]
         spec = RunSpec("rlframe", setting, args.seeds[0], args.steps or SETTINGS[setting].steps, args.eval_every,
                        args.num_envs[0], profile=True)
-        result = launch(spec, args.mxnet_env)
+        result = run_worker(spec, args.mxnet_env)
         print(f"rlframe {SETTINGS[setting].label()}, N={spec.num_envs}, seed {spec.seed}, {result.runtime}")
         print(f"{result.final_steps} env steps in {result.final_seconds:.1f} training s "
               f"({result.final_seconds / result.final_steps * 1e3:.3f} ms per env step); whole run under cProfile:")
@@ -482,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
             label = "SB3" if framework == "sb3" else f"rlframe (N={num_envs})"
             row = Row(setting.name, label)
             for seed in args.seeds:
-                result = launch(RunSpec(framework, key, seed, steps, args.eval_every, num_envs), args.mxnet_env)
+                result = run_worker(RunSpec(framework, key, seed, steps, args.eval_every, num_envs), args.mxnet_env)
                 runtimes[framework] = result.runtime
                 row.runs.append(result)
                 print(f"  {label} seed {seed}: {result.steady_throughput():,.0f} env-steps/s, evaluations "
@@ -494,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
           f"SB3: torch.set_num_threads(1), {SB3_ENV}")
     print(f"seeds {args.seeds}; evaluation every {args.eval_every:,} training env steps: {EVAL_EPISODES} episodes, "
           f"epsilon {EVAL_EPSILON}; seconds exclude evaluation\n")
-    print(markdown_table(rows))
+    print(markdown_table(TABLE_HEADER, [row.cells() for row in rows]))
     return 0
 
 

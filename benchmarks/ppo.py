@@ -94,12 +94,14 @@ at least as many seeds).
 
 Each run is a fresh subprocess (this script with ``--worker``), one at a time: SB3 runs with
 ``torch.set_num_threads(1)`` and ``OMP_NUM_THREADS=1``; rlframe with the environment chosen by ``--mxnet-env``
-(``dqn_cartpole.py``'s choices), by default ``omp1``: ``OMP_NUM_THREADS=1`` and MXNet's threaded engine. For
-PPO, ``naive`` (plus ``MXNET_ENGINE_TYPE=NaiveEngine``) measured 9-15% faster on the 2-core machine: every
-acting step and minibatch crosses to the engine thread and back for ``nd.array`` and ``asnumpy``. The thread
-settings, the training clock, ``spread`` and ``profile_text`` are imported from ``dqn_cartpole.py`` (this
-script is run as a file, so its folder is on ``sys.path``); ``RunResult``, ``launch``, ``Row`` and the table
-follow that script's, adapted to a threshold per environment and SB3 settings carried in the run's spec.
+(``common.py``'s choices, as in ``dqn_cartpole.py``), by default ``omp1``: ``OMP_NUM_THREADS=1`` and MXNet's
+threaded engine. For PPO, ``naive`` (plus ``MXNET_ENGINE_TYPE=NaiveEngine``) measured 9-15% faster on the 2-core
+machine: every acting step and minibatch crosses to the engine thread and back for ``nd.array`` and
+``asnumpy``. The thread settings, the training clock, running a worker and reading back its result, the
+throughput and threshold measures, ``spread``, ``profile_text`` and the markdown table are imported from
+``common.py`` in this folder (this script is run as a file, so its folder is on ``sys.path``), shared with
+``dqn_cartpole.py``; ``RunSpec``, ``RunResult`` and ``Row`` are this script's own, with a threshold per
+environment and SB3 settings carried in the run's spec.
 """
 from __future__ import annotations
 
@@ -108,13 +110,23 @@ import cProfile
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from dqn_cartpole import MXNET_ENVS, SB3_ENV, TrainingClock, profile_text, spread
+from common import (
+    MXNET_ENVS,
+    SB3_ENV,
+    TrainingClock,
+    first_success,
+    launch,
+    markdown_table,
+    profile_text,
+    spread,
+    steady_throughput,
+    write_result,
+)
 
 EVAL_EPISODES = 10
 EVAL_SEED_OFFSET = 10000  # the evaluation copies' seeds, as rlframe's BasicRLGraphManager
@@ -304,17 +316,10 @@ class RunResult:
     profile: str = ""
 
     def steady_throughput(self) -> float:
-        start_steps, start_seconds = (self.evaluations[0][0], self.evaluations[0][1]) if self.evaluations else (0, 0.0)
-        if self.final_steps <= start_steps:  # no evaluation before the end: measure the whole run
-            start_steps, start_seconds = 0, 0.0
-        return (self.final_steps - start_steps) / (self.final_seconds - start_seconds)
+        return steady_throughput(self.evaluations, self.final_steps, self.final_seconds)
 
     def first_success(self) -> tuple[int, float] | None:
-        threshold = ENVIRONMENTS[self.spec.env].threshold
-        for steps, seconds, reward in self.evaluations:
-            if reward >= threshold:
-                return steps, seconds
-        return None
+        return first_success(self.evaluations, ENVIRONMENTS[self.spec.env].threshold)
 
 
 # ---- rlframe ----------------------------------------------------------------------------------------
@@ -501,24 +506,12 @@ def run_sb3(spec: RunSpec) -> RunResult:
 # ---- driver -----------------------------------------------------------------------------------------
 def worker(spec_json: str, result_path: str) -> None:
     spec = RunSpec(**json.loads(spec_json))
-    result = run_rlframe(spec) if spec.framework == "rlframe" else run_sb3(spec)
-    with open(result_path, "w", encoding="utf-8") as handle:
-        json.dump(asdict(result), handle)
+    write_result(result_path, asdict(run_rlframe(spec) if spec.framework == "rlframe" else run_sb3(spec)))
 
 
-def launch(spec: RunSpec, mxnet_env: str) -> RunResult:
+def run_worker(spec: RunSpec, mxnet_env: str) -> RunResult:
     """Run ``spec`` in a fresh interpreter with its framework's thread environment."""
-    env = dict(os.environ)
-    env.update(MXNET_ENVS[mxnet_env] if spec.framework == "rlframe" else SB3_ENV)
-    with tempfile.TemporaryDirectory(prefix="ppo-bench-") as tmp:
-        result_path = os.path.join(tmp, "result.json")
-        command = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(asdict(spec)),
-                   "--result", result_path]
-        done = subprocess.run(command, env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"worker {spec} failed ({done.returncode}):\n{done.stderr[-4000:]}")
-        with open(result_path, encoding="utf-8") as handle:
-            data = json.load(handle)
+    data = launch(__file__, asdict(spec), MXNET_ENVS[mxnet_env] if spec.framework == "rlframe" else SB3_ENV)
     data["spec"] = RunSpec(**data["spec"])
     data["evaluations"] = [tuple(e) for e in data["evaluations"]]
     return RunResult(**data)
@@ -560,12 +553,8 @@ class Row:
         ]
 
 
-def markdown_table(rows: list[Row]) -> str:
-    header = ["environment", "configuration", "train env-steps/s", "env steps to threshold (k/n)",
-              "train s to threshold", "final eval reward"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
-    lines += ["| " + " | ".join(row.cells()) + " |" for row in rows]
-    return "\n".join(lines)
+TABLE_HEADER = ("environment", "configuration", "train env-steps/s", "env steps to threshold (k/n)",
+                "train s to threshold", "final eval reward")
 
 
 def verdicts(environment: Environment, rows: dict[str, Row]) -> list[str]:
@@ -622,7 +611,7 @@ def main(argv: list[str] | None = None) -> int:
         eval_every = evaluation_period(environment, rlframe_settings(environment.preset))
         spec = RunSpec("rlframe", key, args.seeds[0], round_up(args.cap or environment.cap, eval_every), eval_every,
                        profile=True)
-        result = launch(spec, args.mxnet_env)
+        result = run_worker(spec, args.mxnet_env)
         print(f"rlframe {environment.preset}, seed {spec.seed}, {result.runtime}")
         print(f"{result.final_steps} env steps in {result.final_seconds:.1f} training s "
               f"({result.final_steps / result.final_seconds:,.0f} env-steps/s), evaluations "
@@ -653,7 +642,7 @@ def main(argv: list[str] | None = None) -> int:
                 min_steps = 0 if args.quick or config == "zoo" else min(environment.throughput_steps, config_cap)
                 spec = RunSpec(framework, key, seed, config_cap, eval_every,
                                None if framework == "rlframe" else asdict(settings[config]), min_steps=min_steps)
-                result = launch(spec, args.mxnet_env)
+                result = run_worker(spec, args.mxnet_env)
                 runtimes[framework] = result.runtime
                 row.runs.append(result)
                 print(f"    seed {seed}: {result.steady_throughput():,.0f} env-steps/s, {result.final_steps:,} steps "
@@ -669,7 +658,7 @@ def main(argv: list[str] | None = None) -> int:
           "seconds exclude evaluation; each run stops at its first evaluation that reaches the threshold, "
           "runs at equal settings not before " + ", ".join(f"{ENVIRONMENTS[k].throughput_steps:,} steps on "
                                                           f"{ENVIRONMENTS[k].name}" for k in args.envs) + "\n")
-    print(markdown_table(rows))
+    print(markdown_table(TABLE_HEADER, [row.cells() for row in rows]))
     print()
     print("\n".join(verdict_lines))
     return 0
