@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 PROFILE_ENTRIES = 25
@@ -62,22 +63,32 @@ class TrainingClock:
         self.last_mark = (env_steps, self.seconds())
 
 
-def steady_throughput(evaluations: Sequence[tuple[int, float, float]], final_steps: int,
-                      final_seconds: float) -> float:
-    """Env steps per training second from the end of the first evaluation to the end of the run (the whole
-    run when there was no evaluation before its end)."""
-    start_steps, start_seconds = (evaluations[0][0], evaluations[0][1]) if evaluations else (0, 0.0)
-    if final_steps <= start_steps:  # no evaluation before the end: measure the whole run
-        start_steps, start_seconds = 0, 0.0
-    return (final_steps - start_steps) / (final_seconds - start_seconds)
+@dataclass
+class RunResult:
+    """One training run: evaluations as (env steps, training seconds, mean reward), the end of training,
+    versions and thread settings. ``spec`` is the script's own run description."""
 
+    spec: Any
+    evaluations: list[tuple[int, float, float]]
+    final_steps: int
+    final_seconds: float
+    runtime: dict[str, str]
+    profile: str = ""
 
-def first_success(evaluations: Sequence[tuple[int, float, float]], threshold: float) -> tuple[int, float] | None:
-    """(env steps, training seconds) of the first evaluation whose reward reached ``threshold``."""
-    for steps, seconds, reward in evaluations:
-        if reward >= threshold:
-            return steps, seconds
-    return None
+    def steady_throughput(self) -> float:
+        """Env steps per training second from the end of the first evaluation to the end of the run (the
+        whole run when there was no evaluation before its end)."""
+        start_steps, start_seconds = (self.evaluations[0][0], self.evaluations[0][1]) if self.evaluations else (0, 0.0)
+        if self.final_steps <= start_steps:  # no evaluation before the end: measure the whole run
+            start_steps, start_seconds = 0, 0.0
+        return (self.final_steps - start_steps) / (self.final_seconds - start_seconds)
+
+    def first_success(self, threshold: float) -> tuple[int, float] | None:
+        """(env steps, training seconds) of the first evaluation whose reward reached ``threshold``."""
+        for steps, seconds, reward in self.evaluations:
+            if reward >= threshold:
+                return steps, seconds
+        return None
 
 
 def profile_text(profiler: cProfile.Profile) -> str:
@@ -112,6 +123,27 @@ def launch(script_path: str, spec_dict: dict[str, Any], env: Mapping[str, str], 
             raise RuntimeError(f"worker {spec_dict} failed ({done.returncode}):\n{(done.stdout + done.stderr)[-4000:]}")
         with open(result_path, encoding="utf-8") as handle:
             return json.load(handle)
+
+
+def sb3_runtime() -> dict[str, str]:
+    """Versions and thread settings of a Stable-Baselines3 worker (torch is imported by then)."""
+    import stable_baselines3
+    import torch
+
+    return {
+        "torch": torch.__version__, "stable-baselines3": stable_baselines3.__version__,
+        "torch threads": str(torch.get_num_threads()), "torch interop threads": str(torch.get_num_interop_threads()),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "unset"),
+    }
+
+
+def run_in_subprocess(script_path: str, spec: Any, env: Mapping[str, str]) -> RunResult:
+    """:func:`launch` the dataclass ``spec`` and rebuild the worker's :class:`RunResult` (its spec as the
+    same dataclass)."""
+    data = launch(script_path, asdict(spec), env)
+    data["spec"] = type(spec)(**data["spec"])
+    data["evaluations"] = [tuple(e) for e in data["evaluations"]]
+    return RunResult(**data)
 
 
 def spread(values: list[float], fmt: str) -> str:

@@ -75,13 +75,13 @@ from typing import Any
 from common import (
     MXNET_ENVS,
     SB3_ENV,
+    RunResult,
     TrainingClock,
-    first_success,
-    launch,
     markdown_table,
     profile_text,
+    run_in_subprocess,
+    sb3_runtime,
     spread,
-    steady_throughput,
     write_result,
 )
 
@@ -148,26 +148,6 @@ class RunSpec:
     eval_every: int
     num_envs: int = 1
     profile: bool = False
-
-
-@dataclass
-class RunResult:
-    """One run: evaluations as (env steps, training seconds, mean reward), the end of training, versions
-    and thread settings."""
-
-    spec: RunSpec
-    evaluations: list[tuple[int, float, float]]
-    final_steps: int
-    final_seconds: float
-    runtime: dict[str, str]
-    profile: str = ""
-
-    def steady_throughput(self) -> float:
-        return steady_throughput(self.evaluations, self.final_steps, self.final_seconds)
-
-    def first_success(self) -> tuple[int, float] | None:
-        return first_success(self.evaluations, REWARD_THRESHOLD)
-
 
 
 # ---- rlframe ----------------------------------------------------------------------------------------
@@ -254,7 +234,6 @@ def run_rlframe(spec: RunSpec, setting: Setting) -> RunResult:
 def run_sb3(spec: RunSpec, setting: Setting) -> RunResult:
     import gymnasium as gym
     import numpy as np
-    import stable_baselines3
     import torch
     from stable_baselines3 import DQN
     from stable_baselines3.common.callbacks import BaseCallback
@@ -321,13 +300,8 @@ def run_sb3(spec: RunSpec, setting: Setting) -> RunResult:
     )
     callback = TimedEvaluation()
     model.learn(total_timesteps=total_timesteps, callback=callback)
-    runtime = {
-        "torch": torch.__version__, "stable-baselines3": stable_baselines3.__version__,
-        "torch threads": str(torch.get_num_threads()), "torch interop threads": str(torch.get_num_interop_threads()),
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "unset"),
-    }
     final_steps, final_seconds = callback.clock.last_mark
-    return RunResult(spec, callback.clock.evaluations, final_steps, final_seconds, runtime)
+    return RunResult(spec, callback.clock.evaluations, final_steps, final_seconds, sb3_runtime())
 
 
 # ---- driver -----------------------------------------------------------------------------------------
@@ -339,10 +313,7 @@ def worker(spec_json: str, result_path: str) -> None:
 
 def run_worker(spec: RunSpec, mxnet_env: str) -> RunResult:
     """Run ``spec`` in a fresh interpreter with its framework's thread environment."""
-    data = launch(__file__, asdict(spec), MXNET_ENVS[mxnet_env] if spec.framework == "rlframe" else SB3_ENV)
-    data["spec"] = RunSpec(**data["spec"])
-    data["evaluations"] = [tuple(e) for e in data["evaluations"]]
-    return RunResult(**data)
+    return run_in_subprocess(__file__, spec, MXNET_ENVS[mxnet_env] if spec.framework == "rlframe" else SB3_ENV)
 
 
 @dataclass
@@ -355,7 +326,7 @@ class Row:
 
     def cells(self) -> list[str]:
         throughput = [r.steady_throughput() for r in self.runs]
-        successes = [s for s in (r.first_success() for r in self.runs) if s is not None]
+        successes = [s for s in (r.first_success(REWARD_THRESHOLD) for r in self.runs) if s is not None]
         finals = [r.evaluations[-1][2] for r in self.runs if r.evaluations]
         reached = f" ({len(successes)}/{len(self.runs)})"
         return [

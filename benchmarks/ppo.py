@@ -100,7 +100,7 @@ machine: every acting step and minibatch crosses to the engine thread and back f
 ``asnumpy``. The thread settings, the training clock, running a worker and reading back its result, the
 throughput and threshold measures, ``spread``, ``profile_text`` and the markdown table are imported from
 ``common.py`` in this folder (this script is run as a file, so its folder is on ``sys.path``), shared with
-``dqn_cartpole.py``; ``RunSpec``, ``RunResult`` and ``Row`` are this script's own, with a threshold per
+``dqn_cartpole.py``; ``RunSpec`` and ``Row`` are this script's own, with a threshold per
 environment and SB3 settings carried in the run's spec.
 """
 from __future__ import annotations
@@ -118,13 +118,13 @@ from typing import Any, Callable
 from common import (
     MXNET_ENVS,
     SB3_ENV,
+    RunResult,
     TrainingClock,
-    first_success,
-    launch,
     markdown_table,
     profile_text,
+    run_in_subprocess,
+    sb3_runtime,
     spread,
-    steady_throughput,
     write_result,
 )
 
@@ -303,25 +303,6 @@ class RunSpec:
     min_steps: int = 0  # a solved evaluation ends the run only from this many training env steps on
 
 
-@dataclass
-class RunResult:
-    """One run: evaluations as (env steps, training seconds, mean reward), the end of training, versions
-    and thread settings."""
-
-    spec: RunSpec
-    evaluations: list[tuple[int, float, float]]
-    final_steps: int
-    final_seconds: float
-    runtime: dict[str, str]
-    profile: str = ""
-
-    def steady_throughput(self) -> float:
-        return steady_throughput(self.evaluations, self.final_steps, self.final_seconds)
-
-    def first_success(self) -> tuple[int, float] | None:
-        return first_success(self.evaluations, ENVIRONMENTS[self.spec.env].threshold)
-
-
 # ---- rlframe ----------------------------------------------------------------------------------------
 def run_rlframe(spec: RunSpec) -> RunResult:
     import mxnet as mx
@@ -403,7 +384,6 @@ def sb3_schedule(value: Linear, total_timesteps: int) -> Callable[[float], float
 
 def run_sb3(spec: RunSpec) -> RunResult:
     import numpy as np
-    import stable_baselines3
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
@@ -494,13 +474,8 @@ def run_sb3(spec: RunSpec) -> RunResult:
         torch.nn.init.normal_(action_net.weight, 0.0, settings.policy_output_std)
     callback = TimedEvaluation()
     model.learn(total_timesteps=spec.cap, callback=callback)
-    runtime = {
-        "torch": torch.__version__, "stable-baselines3": stable_baselines3.__version__,
-        "torch threads": str(torch.get_num_threads()), "torch interop threads": str(torch.get_num_interop_threads()),
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "unset"),
-    }
     final_steps, final_seconds = callback.clock.last_mark
-    return RunResult(spec, callback.clock.evaluations, final_steps, final_seconds, runtime)
+    return RunResult(spec, callback.clock.evaluations, final_steps, final_seconds, sb3_runtime())
 
 
 # ---- driver -----------------------------------------------------------------------------------------
@@ -511,10 +486,7 @@ def worker(spec_json: str, result_path: str) -> None:
 
 def run_worker(spec: RunSpec, mxnet_env: str) -> RunResult:
     """Run ``spec`` in a fresh interpreter with its framework's thread environment."""
-    data = launch(__file__, asdict(spec), MXNET_ENVS[mxnet_env] if spec.framework == "rlframe" else SB3_ENV)
-    data["spec"] = RunSpec(**data["spec"])
-    data["evaluations"] = [tuple(e) for e in data["evaluations"]]
-    return RunResult(**data)
+    return run_in_subprocess(__file__, spec, MXNET_ENVS[mxnet_env] if spec.framework == "rlframe" else SB3_ENV)
 
 
 @dataclass
@@ -529,7 +501,7 @@ class Row:
         return statistics.mean(r.steady_throughput() for r in self.runs)
 
     def successes(self) -> list[tuple[int, float]]:
-        return [s for s in (r.first_success() for r in self.runs) if s is not None]
+        return [s for s in (r.first_success(ENVIRONMENTS[r.spec.env].threshold) for r in self.runs) if s is not None]
 
     def median_seconds(self) -> float | None:
         successes = self.successes()
