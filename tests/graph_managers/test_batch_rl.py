@@ -218,3 +218,16 @@ def test_ddqn_bcq_with_the_imitation_model_filter(write_preset, tmp_path, datase
     dropped = float(filter_line.split("drops ")[1].split("%")[0])
     assert 0 <= dropped < 50  # uniform data: the imitation model gives ~0.5 to each action, above 0.35
     assert list((tmp_path / "run" / "checkpoint").glob("*.imitation_model.online"))
+
+
+@pytest.mark.parametrize("change, message", [
+    ("graph_manager.env_params = None", "needs spaces_definition=SpacesDefinition"),
+    ("graph_manager.heatup_steps = None", "has an environment but no dataset: set heatup_steps"),
+    ("graph_manager.experience_generating_agent_params = DQNAgentParameters()",
+     "experience_generating_agent_params needs experience_generating_schedule_params"),
+])
+def test_batch_preset_without_a_data_source_is_a_one_line_error(write_preset, tmp_path, capsys, change, message):
+    write_preset("no_data", text=GENERATING_PRESET.format(generator="") + change + "\n")
+    assert train_main(["-p", "no_data", "-ep", str(tmp_path / "x"), "--progress", "lines"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
