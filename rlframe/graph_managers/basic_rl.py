@@ -159,8 +159,12 @@ class BasicRLGraphManager(GraphManager):
             return None
         if self.env_params.custom_reward_threshold is not None:
             return float(self.env_params.custom_reward_threshold)
-        env = self._train_pool.envs[0] if getattr(self, "_train_pool", None) is not None else self._make_env()
-        spec = getattr(env, "spec", None)
+        if getattr(self, "_train_pool", None) is not None:
+            spec = getattr(self._train_pool.envs[0], "spec", None)
+        else:  # a batch-RL graph that only evaluates: read the spec from a copy made for the purpose
+            env = self._make_env()
+            spec = getattr(env, "spec", None)
+            env.close()
         threshold = getattr(spec, "reward_threshold", None)
         return float(threshold) if threshold is not None else None
 
