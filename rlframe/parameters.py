@@ -299,7 +299,13 @@ class TaskParameters(Parameters):
     :param checkpoint_restore_dir: a checkpoint directory to restore from (its ``.coach_checkpoint``).
     :param checkpoint_restore_path: Coach's newer name for the same thing.
     :param checkpoint_save_dir: where checkpoints go (default ``<experiment_path>/checkpoint``).
-    :param restore_memory: also restore the replay memory saved with the checkpoint (resuming).
+    :param restore_memory: also restore the replay memory saved with the checkpoint (resuming). A checkpoint
+        whose memory file is missing is an error unless this is False.
+    :param num_checkpoints_to_keep: how many of the newest checkpoints stay in the checkpoint directory
+        (0 keeps every one); an older one is deleted only after a newer one is complete. Batch RL also keeps
+        the checkpoint with the best off-policy estimate.
+    :param start_over: when ``experiment_path`` already holds a run, move its files into
+        ``previous_<DD_MM_YYYY-HH_MM_SS>/`` inside it and start a new run, instead of refusing.
     :param export_onnx_graph: accepted for Coach compatibility.
     :param apply_stop_condition: stop once an evaluation's success rate reaches the target success rate.
     :param num_gpu: accepted for Coach compatibility.
@@ -317,6 +323,8 @@ class TaskParameters(Parameters):
         checkpoint_restore_path: str | None = None,
         checkpoint_save_dir: str | None = None,
         restore_memory: bool = True,
+        num_checkpoints_to_keep: int = 5,
+        start_over: bool = False,
         export_onnx_graph: bool = False,
         apply_stop_condition: bool = False,
         num_gpu: int = 1,
@@ -331,6 +339,8 @@ class TaskParameters(Parameters):
         self.checkpoint_restore_path = checkpoint_restore_path
         self.checkpoint_save_dir = checkpoint_save_dir
         self.restore_memory = restore_memory
+        self.num_checkpoints_to_keep = num_checkpoints_to_keep
+        self.start_over = start_over
         self.export_onnx_graph = export_onnx_graph
         self.apply_stop_condition = apply_stop_condition
         self.num_gpu = num_gpu
