@@ -1,4 +1,8 @@
-"""Atomic file writes: write a temporary file in the same directory, fsync, then rename over the target."""
+"""Atomic file writes: write a temporary file in the same directory, fsync, then rename over the target.
+
+A write that fails (a full or read-only disk, a folder that is a file) leaves the target as it was, removes
+the temporary file and raises :class:`~rlframe.errors.StorageError` naming the target and the cause.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -6,25 +10,61 @@ import os
 import tempfile
 from typing import Iterator
 
+from rlframe.errors import StorageError, describe_os_error
+
+TEMPORARY_PREFIX = ".tmp-"
+#: bytes written to learn why a library's own write failed (its error rarely says)
+_PROBE_BYTES = 1 << 16
+
+
+def storage_error(path: str, exc: OSError) -> StorageError:
+    return StorageError(f"Cannot write {path}: {describe_os_error(exc)}.")
+
+
+def _probe(directory: str) -> OSError | None:
+    """The error a plain write of a few KB into ``directory`` raises now (None if it works)."""
+    try:
+        with tempfile.TemporaryFile(dir=directory) as handle:
+            handle.write(b"\0" * _PROBE_BYTES)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        return exc
+    return None
+
 
 @contextlib.contextmanager
 def atomic_path(path: str) -> Iterator[str]:
     """Yield a temporary path to write; on success it replaces ``path`` in one rename."""
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, dir=directory)
+    except OSError as exc:
+        raise storage_error(path, exc) from exc
     os.close(fd)
     # mkstemp creates 0600 files; give the result the permissions a plain open() would.
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        raise storage_error(path, exc) from exc
+    except StorageError:
+        raise
+    except Exception as exc:
+        # A library that writes the file itself (MXNet's parameter files) reports a full disk as its own
+        # error with a C++ traceback; a plain write tells what the file system refuses.
+        refused = _probe(directory)
+        if refused is not None:
+            raise storage_error(path, refused) from exc
+        raise
     finally:
-        if os.path.exists(tmp):
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
 
 

@@ -62,6 +62,7 @@ class CsvLogger:
         self._header = header.getvalue()
         self._lines: list[str] = []  # formatted rows, in chunks
         self._pending: list[list[Any]] = []  # rows not formatted yet
+        self._unwritten = True  # the file lacks some of the lines (or does not exist yet)
         self._last_flush = time.monotonic()
 
     def resume(self, last_index: int) -> None:
@@ -79,6 +80,7 @@ class CsvLogger:
             )
         kept = existing[existing[self.index] <= last_index]
         self._lines = [kept.to_csv(index=False, header=False)] if len(kept) else []
+        self._unwritten = len(kept) < len(existing)
         self.flush()
 
     def add_row(self, values: dict[str, Any]) -> None:
@@ -88,11 +90,16 @@ class CsvLogger:
         if len(self._pending) >= self.flush_every and time.monotonic() - self._last_flush >= MIN_SECONDS_BETWEEN_FLUSHES:
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self, create: bool = True) -> None:
+        """Rewrite the file if it lacks rows. ``create=False``: never write a file with no rows (a run that
+        failed before its first row leaves no CSV)."""
         if self._pending:
             # object dtype: every value is written as itself (an int stays an int in a column with gaps)
             rows = pd.DataFrame(self._pending, columns=self.columns, dtype=object)
             self._lines.append(rows.to_csv(index=False, header=False))
             self._pending = []
-        atomic_write_text(self.path, self._header + "".join(self._lines))
+            self._unwritten = True
+        if self._unwritten and (create or self._lines):
+            atomic_write_text(self.path, self._header + "".join(self._lines))
+            self._unwritten = False
         self._last_flush = time.monotonic()

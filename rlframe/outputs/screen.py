@@ -12,6 +12,8 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
+from rlframe.errors import StorageError, describe_os_error
+
 
 def format_value(value: Any) -> str:
     if isinstance(value, float):
@@ -29,7 +31,11 @@ class Screen:
 
     def __init__(self, log_path: str | None = None, stream: TextIO | None = None, progress: bool | None = None) -> None:
         self.stream = stream or sys.stdout
-        self._log = open(log_path, "a", encoding="utf-8", buffering=1) if log_path else None
+        self.log_path = log_path
+        try:
+            self._log = open(log_path, "a", encoding="utf-8", buffering=1) if log_path else None
+        except OSError as exc:
+            raise StorageError(f"Cannot write {log_path}: {describe_os_error(exc)}.") from exc
         if progress is None:
             progress = {"bar": True, "lines": False}.get(os.environ.get("RLFRAME_PROGRESS", ""), self.stream.isatty())
         self.progress = progress
@@ -51,7 +57,29 @@ class Screen:
         else:
             print(text, file=self.stream, flush=True)
         if self._log is not None:
-            self._log.write(text + "\n")
+            try:
+                self._log.write(text + "\n")
+            except OSError as exc:
+                self._drop_log()
+                raise StorageError(f"Cannot write {self.log_path}: {describe_os_error(exc)}.") from exc
+
+    def log_only(self, text: str) -> None:
+        """Append a line to the log file alone, if it can still be written (the error a run ends with: the
+        command-line tool prints it on stderr)."""
+        if self._log is not None:
+            try:
+                self._log.write(text + "\n")
+            except OSError:
+                self._drop_log()
+
+    def _drop_log(self) -> None:
+        """Stop writing the log file (after a failed write, its unwritten buffer would fail again at close)."""
+        log, self._log = self._log, None
+        if log is not None:
+            try:
+                log.close()
+            except OSError:
+                pass
 
     def log_dict(self, prefix: str, values: dict[str, Any]) -> None:
         """``<prefix>> k=v, k=v`` (Coach's ``log_dict``)."""
@@ -61,6 +89,5 @@ class Screen:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        # Lines are flushed as they are written (and a failed one raised there), so closing writes nothing.
+        self._drop_log()
