@@ -1,4 +1,6 @@
-"""Corrupt checkpoints get a one-line error naming the file; the CSV logger resumes without duplicates."""
+"""Damaged or missing checkpoint files get a one-line error naming the file and what is wrong; the CSV logger
+resumes without duplicates."""
+import json
 import shutil
 
 import pandas as pd
@@ -8,6 +10,8 @@ from rlframe.cli import train_main
 from rlframe.outputs.csv_logger import CsvLogger
 
 SHORT = "improve_steps=TrainingSteps(150);heatup_steps=EnvironmentSteps(50);evaluation_steps=EnvironmentEpisodes(0)"
+SHORT_RUN = ["-cp", "improve_steps=TrainingSteps(300);evaluation_steps=EnvironmentEpisodes(0)"]
+CSV_NAME = "worker_0.simple_rl_graph.main_level.main_level.agent_0.csv"
 
 
 @pytest.fixture(scope="module")
@@ -17,20 +21,72 @@ def checkpoint(tmp_path_factory):
     return experiment / "checkpoint"
 
 
-@pytest.mark.parametrize("suffix, damage, message", [
-    (".main_level.agent.main.online", b"not a parameter file", "could not be loaded"),
-    (".main_level.agent.state.npz", b"PK\x03\x04 truncated zip", "is corrupt or unreadable"),
-    (".state.json", b"{not json", "is corrupt"),
-])
-def test_a_corrupt_checkpoint_file_is_named(checkpoint, tmp_path, capsys, suffix, damage, message):
+def _damage_copy(checkpoint, tmp_path):
     copy = tmp_path / "checkpoint"
     shutil.copytree(checkpoint, copy)
-    name = (copy / ".coach_checkpoint").read_text().strip()
-    (copy / f"{name}{suffix}").write_bytes(damage)
-    code = train_main(["-p", "preset-cartpole-dqn", "-crd", str(copy), "--evaluate", "10", "-ep", str(tmp_path / "eval")])
+    return copy, (copy / ".coach_checkpoint").read_text().strip()
+
+
+def _one_error_line(capsys):
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and err[0].startswith("error: ")
-    assert message in err[0] and name in err[0]
+    assert len(err) == 1 and err[0].startswith("error: ") and "Traceback" not in err[0], err
+    return err[0]
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[:100])
+
+
+def _flip_middle_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("suffix, damage, message", [
+    (".main_level.agent.main.online", _truncate, "(network parameters) is 100 bytes but was written with"),
+    (".main_level.agent.main.online", _flip_middle_byte, "(network parameters) is damaged: its SHA-256 differs"),
+    (".main_level.agent.main.target", _flip_middle_byte, "(target-network parameters) is damaged"),
+    (".main_level.agent.state.npz", _truncate, "(the optimizer and filter state) is 100 bytes"),
+    (".main_level.agent.memory.npz", _flip_middle_byte, "(the replay memory) is damaged"),
+    (".main_level.agent.main.online", lambda p: p.unlink(), "(network parameters) is missing"),
+    (".state.json", lambda p: p.write_bytes(b"{not json"), "is corrupt"),
+])
+def test_a_damaged_or_missing_checkpoint_file_is_named(checkpoint, tmp_path, capsys, suffix, damage, message):
+    copy, name = _damage_copy(checkpoint, tmp_path)
+    damage(copy / f"{name}{suffix}")
+    code = train_main(["-p", "preset-cartpole-dqn", "-crd", str(copy), "-ep", str(tmp_path / "resume")] + SHORT_RUN)
+    line = _one_error_line(capsys)
+    assert code == 2 and message in line and name in line
+
+
+def test_a_missing_replay_memory_is_an_error_unless_the_user_accepts_an_empty_one(checkpoint, tmp_path, capsys):
+    copy, name = _damage_copy(checkpoint, tmp_path)
+    (copy / f"{name}.main_level.agent.memory.npz").unlink()
+    assert train_main(["-p", "preset-cartpole-dqn", "-crd", str(copy)] + SHORT_RUN) == 2
+    line = _one_error_line(capsys)
+    assert f"{name}.main_level.agent.memory.npz (the replay memory) is not there" in line and "--no-restore-memory" in line
+    assert train_main(["-p", "preset-cartpole-dqn", "-crd", str(copy), "--no-restore-memory"] + SHORT_RUN) == 0
+    frame = pd.read_csv(copy.parent / CSV_NAME)
+    assert frame["ER #Transitions"].dropna().iloc[-1] < frame["Total steps"].dropna().iloc[-1]  # it started empty
+
+
+def test_evaluating_needs_no_replay_memory(checkpoint, tmp_path, capsys):
+    copy, name = _damage_copy(checkpoint, tmp_path)
+    (copy / f"{name}.main_level.agent.memory.npz").unlink()
+    assert train_main(["-p", "preset-cartpole-dqn", "-crd", str(copy), "--evaluate", "10", "-ep", str(tmp_path / "eval")]) == 0
+
+
+def test_a_checkpoint_without_a_manifest_names_mxnets_reason_not_its_traceback(checkpoint, tmp_path, capsys):
+    """Checkpoints written before manifests existed are still read; MXNet's error is reduced to its last line."""
+    copy, name = _damage_copy(checkpoint, tmp_path)
+    state = json.loads((copy / f"{name}.state.json").read_text())
+    del state["files"]
+    (copy / f"{name}.state.json").write_text(json.dumps(state))
+    (copy / f"{name}.main_level.agent.main.online").write_bytes(b"not a parameter file")
+    code = train_main(["-p", "preset-cartpole-dqn", "-crd", str(copy), "--evaluate", "10", "-ep", str(tmp_path / "eval")])
+    line = _one_error_line(capsys)
+    assert code == 2 and name in line and "Invalid NDArray file format" in line
 
 
 def test_csv_resume_drops_rows_after_the_checkpoint_and_keeps_the_file_whole(tmp_path):
