@@ -17,6 +17,7 @@ import yaml
 
 from rlframe.errors import ParameterValueError, RlframeError
 from rlframe.parameters import TaskParameters
+from rlframe.stopping import RunStopped, StoppedAtOnce
 
 DEFAULT_SHORTCUTS = "cartpole"
 
@@ -48,7 +49,14 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-crd", "--checkpoint-restore-dir", "--checkpoint_restore_dir", dest="checkpoint_restore_dir",
                         help="checkpoint directory to restore (resume training, or evaluate with --evaluate)")
     parser.add_argument("--no-restore-memory", dest="restore_memory", action="store_false",
-                        help="when resuming, start with an empty replay memory")
+                        help="when resuming, start with an empty replay memory (needed when the checkpoint has none)")
+    parser.add_argument("--keep-checkpoints", "--num_checkpoints_to_keep", dest="num_checkpoints_to_keep", type=int,
+                        default=5, metavar="K",
+                        help="keep the newest K checkpoints, deleting older ones once a newer one is complete "
+                        "(0: keep all; default 5; batch RL also keeps the best by off-policy evaluation)")
+    parser.add_argument("--start-over", dest="start_over", action="store_true",
+                        help="when the experiment folder already holds a run, move its files into "
+                        "previous_<time>/ there and begin a new run (without it the run refuses the folder)")
     parser.add_argument("-n", "--num_workers", "--num-workers", dest="num_workers", type=int, default=1,
                         help="accepted for SageMaker compatibility; must be 1")
     parser.add_argument("--num-envs", dest="num_envs", type=int, help="environment copies acting at once")
@@ -145,7 +153,8 @@ def prepare(argv: Sequence[str] | None = None) -> tuple[Any, TaskParameters, arg
     task = TaskParameters(
         experiment_path=experiment_path, seed=args.seed, checkpoint_save_secs=args.checkpoint_save_secs,
         checkpoint_restore_dir=args.checkpoint_restore_dir, evaluate_only=args.evaluate,
-        restore_memory=args.restore_memory,
+        restore_memory=args.restore_memory, num_checkpoints_to_keep=args.num_checkpoints_to_keep,
+        start_over=args.start_over,
     )
     return graph_manager, task, args
 
@@ -155,9 +164,13 @@ def _run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | 
         return main(argv)
     except RlframeError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
-        return 2
+        return exc.exit_code
+    except RunStopped as exc:
+        return exc.exit_code  # the run printed its line
+    except StoppedAtOnce:
+        return 130  # the signal handler printed its line
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted before the run started; nothing was written", file=sys.stderr)
         return 130
 
 

@@ -21,6 +21,8 @@ from typing import Any, Callable, NamedTuple
 # Classic-control rendering initialises SDL; headless, it must not look for a display or sound card.
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+# SDL would otherwise install a SIGTERM/SIGINT handler of its own that swallows the signal (rlframe.stopping).
+os.environ["SDL_NO_SIGNAL_HANDLERS"] = "1"
 
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402

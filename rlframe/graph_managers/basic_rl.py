@@ -6,6 +6,7 @@ episode in progress is paused, not abandoned, at an evaluation boundary; every C
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from functools import partial
@@ -17,7 +18,7 @@ import numpy as np
 from rlframe.agents.agent import Agent
 from rlframe.core_types import EnvironmentEpisodes, EnvironmentSteps, RunPhase, StepMethod
 from rlframe.environments.gym_environment import EnvironmentPool, make_env_factory
-from rlframe.errors import ParameterValueError
+from rlframe.errors import ParameterValueError, RlframeError, StorageError
 from rlframe.graph_managers.graph_manager import (
     GraphManager,
     PhaseCounters,
@@ -29,6 +30,7 @@ from rlframe.outputs.gifs import EpisodeRecorder
 from rlframe.parameters import AgentParameters, PresetValidationParameters, TaskParameters, VisualizationParameters
 from rlframe.shipped import shipped_dir
 from rlframe.spaces import SpacesDefinition
+from rlframe.stopping import RunStopped, StopSignals, signal_name
 
 AGENT_NAME = "main_level/agent"
 EVALUATION_SEED_OFFSET = 10000
@@ -100,13 +102,17 @@ class BasicRLGraphManager(GraphManager):
         check_step_unit(self.steps_between_evaluation_periods, "steps_between_evaluation_periods")
         check_step_unit(self.evaluation_steps or EnvironmentEpisodes(0), "evaluation_steps", (EnvironmentSteps, EnvironmentEpisodes))
 
-    def create_graph(self, task_parameters: TaskParameters) -> "BasicRLGraphManager":
-        """Build environments, agent and outputs; restore a checkpoint when the task names one."""
+    def create_graph(self, task_parameters: TaskParameters, stop: StopSignals | None = None) -> "BasicRLGraphManager":
+        """Build environments and agent, lock the experiment folder and open the outputs; restore a checkpoint
+        when the task names one. ``stop``: the stop request the loop reads (``run`` passes its own)."""
         self.task_parameters = task = task_parameters
+        self._stop_signals = stop or StopSignals()
+        self.check_task(task)
         self._check_schedule()
         rng = self._seed_run(task)
         spaces = self._create_environments()
         self._create_agent(spaces, rng)
+        self._open_experiment(task)
         signal_columns = [c for s in self._agent.signals.values() for c in s.columns()]
         self._setup_outputs(task, signal_columns, self.index_column)
         restore_dir = task.checkpoint_restore_dir or task.checkpoint_restore_path
@@ -150,6 +156,8 @@ class BasicRLGraphManager(GraphManager):
         self._progress = Progress()
         self._first_checkpoint_id = 0
         self._evaluations = 0
+        self._period_start: int | None = None
+        self._evaluation_pending = False
         self._until: Callable[[Progress], bool] | None = None
         self._stop = False
         self._success_threshold = self._reward_threshold()
@@ -179,6 +187,8 @@ class BasicRLGraphManager(GraphManager):
         self._wall_clock_offset = float(graph["wall_clock"])
         self._evaluations = int(graph["evaluations"])
         self._best_gif_reward = {k: float(v) for k, v in graph["best_gif_reward"].items()}
+        self._period_start = graph.get("period_start")
+        self._evaluation_pending = bool(graph.get("evaluation_pending", False))
         if self._csv is not None:
             self._csv.resume(self._progress.episodes)
 
@@ -190,6 +200,8 @@ class BasicRLGraphManager(GraphManager):
             "evaluations": self._evaluations,
             "best_gif_reward": self._best_gif_reward,
             "seed": self._seed,
+            "period_start": self._period_start,
+            "evaluation_pending": self._evaluation_pending,
         }}
 
     def _train_env_steps(self) -> int:
@@ -197,30 +209,67 @@ class BasicRLGraphManager(GraphManager):
 
     # ---- running ------------------------------------------------------------------------------------
     def run(self, task_parameters: TaskParameters, until: Callable[[Progress], bool] | None = None) -> Progress:
-        """Build, then train (or only evaluate, with ``evaluate_only``), then close."""
-        self.create_graph(task_parameters)
-        try:
-            if task_parameters.evaluate_only is not None:
-                steps = task_parameters.evaluate_only
-                self.evaluate(EnvironmentSteps(steps) if steps else (self.evaluation_steps or EnvironmentEpisodes(1)),
-                              rows_per_episode=True)
-            else:
-                self.improve(until)
-        finally:
-            self.close()
+        """Build, then train (or only evaluate, with ``evaluate_only``), then close.
+
+        On SIGTERM or SIGINT the run finishes its step, writes a final checkpoint, flushes the CSV, prints one
+        line and raises :class:`~rlframe.stopping.RunStopped`. An error after the outputs are open is also
+        written to ``log.txt``; a file that cannot be written ends the run with the last complete checkpoint
+        named (:class:`~rlframe.errors.StorageError`).
+        """
+        failed = True
+        with StopSignals() as stop:
+            try:
+                self.create_graph(task_parameters, stop)
+                if task_parameters.evaluate_only is not None:
+                    steps = task_parameters.evaluate_only
+                    self.evaluate(EnvironmentSteps(steps) if steps else (self.evaluation_steps or EnvironmentEpisodes(1)),
+                                  rows_per_episode=True)
+                else:
+                    self.improve(until)
+                if stop.signum is not None:
+                    self._screen.line(self._stopped_line(stop.signum))
+                failed = False
+            except StorageError as exc:
+                raise self._note_failure(StorageError(f"{exc} The run stopped; {self.last_checkpoint_text()}.")) from exc
+            except RlframeError as exc:
+                raise self._note_failure(exc)
+            finally:
+                self.close(failed)
+        if stop.signum is not None:
+            raise RunStopped(stop.signum, self._stopped_line(stop.signum))
         return self._progress
+
+    def _stopped_line(self, signum: int) -> str:
+        if self._task.evaluate_only is not None:
+            done = self._counters.get(RunPhase.TEST, EnvironmentEpisodes)
+            return f"Stopped by {signal_name(signum)} after {done} evaluation episodes; the CSV is written."
+        return f"Stopped by {signal_name(signum)}: finished the current step; {self.last_checkpoint_text()}."
+
+    def _note_failure(self, exc: RlframeError) -> RlframeError:
+        """Keep the error a run ends with in ``log.txt`` too (the command-line tool prints it on stderr)."""
+        if getattr(self, "_screen", None) is not None:
+            self._screen.log_only(f"error: {exc}")
+        return exc
 
     def improve(self, until: Callable[[Progress], bool] | None = None) -> None:
         """Heatup, then alternate training periods and evaluations until ``improve_steps`` (or ``until``)."""
         self._until = until
         self._start_bar()
         self.heatup(self.heatup_steps or EnvironmentSteps(0))
-        while not self._improve_done() and not self._should_stop():
-            self.train_and_act(self.steps_between_evaluation_periods)
-            if self._should_stop():
-                break
-            if self.evaluation_steps is not None and self.evaluation_steps.num_steps > 0:
-                self.evaluate(self.evaluation_steps)
+        evaluates = self.evaluation_steps is not None and self.evaluation_steps.num_steps > 0
+        # A stopped run's checkpoint records how far the current period got (and whether its evaluation is
+        # still due), so a resumed run continues the same schedule.
+        while not self._should_stop():
+            if not self._evaluation_pending:
+                if self._improve_done():
+                    break
+                self._evaluation_pending = self.train_and_act(self.steps_between_evaluation_periods)
+                if self._should_stop():
+                    break
+            if evaluates:
+                self.evaluate(self.evaluation_steps)  # clears the pending flag unless a stop cut it short
+            else:
+                self._evaluation_pending = False
         self.save_checkpoint()
 
     def _start_bar(self) -> None:
@@ -235,7 +284,7 @@ class BasicRLGraphManager(GraphManager):
         return self._counters.get(RunPhase.TRAIN, type(improve)) >= improve.num_steps
 
     def _should_stop(self) -> bool:
-        return self._stop or (self._until is not None and self._until(self._progress))
+        return self._stop_signals.poll() or self._stop or (self._until is not None and self._until(self._progress))
 
     def heatup(self, steps: StepMethod) -> None:
         """Act uniformly at random (unless the algorithm says otherwise) for whole episodes until ``steps``."""
@@ -243,17 +292,20 @@ class BasicRLGraphManager(GraphManager):
         pool = self._train_pool
         if self._counters.get(RunPhase.HEATUP, unit) >= steps.num_steps:
             return  # nothing to do, or a resumed run whose heatup is already done
-        while True:
+        while not self._stop_signals.poll():
             reached = self._counters.get(RunPhase.HEATUP, unit) >= steps.num_steps
             if reached and not pool.active.any():
                 break
             self._play(pool, self._train_tracker, RunPhase.HEATUP, 0 if reached else None)
         pool.reopen()
 
-    def train_and_act(self, steps: StepMethod) -> None:
-        """Act and train for ``steps`` (counted in the training phase)."""
+    def train_and_act(self, steps: StepMethod) -> bool:
+        """Act and train for ``steps`` (counted in the training phase, from the start of the current period);
+        returns whether the period is complete (False when a stop or ``improve_steps`` cut it short)."""
         unit = type(steps)
-        start = self._counters.get(RunPhase.TRAIN, unit)
+        if self._period_start is None:
+            self._period_start = self._counters.get(RunPhase.TRAIN, unit)
+        start = self._period_start
         improve_unit = type(self.improve_steps)
         while self._counters.get(RunPhase.TRAIN, unit) - start < steps.num_steps:
             before = self._counters.get(RunPhase.TRAIN, improve_unit)
@@ -266,10 +318,18 @@ class BasicRLGraphManager(GraphManager):
             self._screen.advance(self._counters.get(RunPhase.TRAIN, improve_unit) - before,
                                  episode=self._progress.episodes, evaluation_reward=self._progress.last_evaluation_reward)
             if self._improve_done() or self._should_stop():
-                return
+                break
+        complete = self._counters.get(RunPhase.TRAIN, unit) - start >= steps.num_steps or self._improve_done()
+        if complete:
+            self._period_start = None
+        return complete
 
     def evaluate(self, steps: StepMethod, rows_per_episode: bool = False) -> float:
-        """Run whole evaluation episodes on separate environment copies; returns the mean total reward."""
+        """Run whole evaluation episodes on separate environment copies; returns the mean total reward.
+
+        A stop request ends it after the current step with no evaluation row (NaN is returned); while
+        training, its steps and episodes are not counted either, so the resumed run evaluates again.
+        """
         if self._eval_pool is None:
             self._eval_pool = EnvironmentPool(self._make_env, self._num_envs, self._seed + EVALUATION_SEED_OFFSET)
             self._eval_tracker = EpisodeTracker(self._eval_pool.num_envs, self._discount)
@@ -280,8 +340,13 @@ class BasicRLGraphManager(GraphManager):
         pool.restart(min(pool.num_envs, target) if by_episodes else pool.num_envs)
         started = int(pool.active.sum())
         start_steps = self._counters.get(RunPhase.TEST, EnvironmentSteps)
+        counted = copy.deepcopy(self._counters.counts[RunPhase.TEST.name])
         results: list[FinishedEpisode] = []
         while pool.active.any():
+            if self._stop_signals.poll():
+                if self._task.evaluate_only is None:
+                    self._counters.counts[RunPhase.TEST.name] = counted
+                return math.nan
             if by_episodes:
                 quota = target - started
             else:
@@ -293,6 +358,7 @@ class BasicRLGraphManager(GraphManager):
 
     def _end_evaluation(self, results: list[FinishedEpisode]) -> float:
         self._evaluations += 1
+        self._evaluation_pending = False
         rewards = np.array([r.total_reward for r in results])
         mean = float(rewards.mean()) if len(rewards) else math.nan
         success = (
@@ -361,7 +427,7 @@ class BasicRLGraphManager(GraphManager):
         self._screen.log_dict(phase.value, {
             "Name": AGENT_NAME, "Worker": self._task.task_index, "Episode": number,
             "Total reward": round(episode.total_reward, 2), "Exploration": round(agent.exploration_value(phase), 2),
-            "Steps": agent.total_steps, "Training iteration": agent.training_iteration,
+            "Steps": self._total_steps(), "Training iteration": agent.training_iteration,
         })
         if self._csv is not None and (rows_per_episode or (self.episode_rows and phase != RunPhase.TEST)):
             self._csv.add_row(self._episode_row(episode, phase, number))
@@ -379,7 +445,7 @@ class BasicRLGraphManager(GraphManager):
             "ER #Transitions": transitions,
             "ER #Episodes": episodes,
             "Episode Length": episode.length,
-            "Total steps": agent.total_steps,
+            "Total steps": self._total_steps(),
             "Epsilon": agent.exploration_value(phase),
             "Update Target Network": int(agent.target_updated),
             "Wall-Clock Time": self.wall_clock,
@@ -425,16 +491,33 @@ class BasicRLGraphManager(GraphManager):
                 recorder.save(self._gif_dir, number, episode.total_reward)
             self._best_gif_reward[phase.name] = max(best, episode.total_reward)
 
+    def _total_steps(self) -> int:
+        """The step count a line or row shows: the agent's heatup and training steps, or, in a run that only
+        evaluates, the evaluation steps played so far (as Coach's evaluate-only runs count them)."""
+        if self._task.evaluate_only is not None:
+            return self._counters.get(RunPhase.TEST, EnvironmentSteps)
+        return self._agent.total_steps
+
     def _episode_number(self, phase: RunPhase) -> int:
         if phase == RunPhase.TEST:
             return self._counters.get(RunPhase.TEST, EnvironmentEpisodes)
         return self._progress.episodes
 
-    def close(self) -> None:
-        if getattr(self, "_csv", None) is not None:
-            self._csv.flush()
-        for pool in (getattr(self, "_train_pool", None), getattr(self, "_eval_pool", None)):
-            if pool is not None:
-                pool.close()
-        if getattr(self, "_screen", None) is not None:
-            self._screen.close()
+    def close(self, failed: bool = False) -> None:
+        """Flush the CSV, close the environments and the log, and release the experiment folder. After a
+        failure the CSV is written only if it has rows, and a failing write is not raised over the first error."""
+        try:
+            if getattr(self, "_csv", None) is not None:
+                try:
+                    self._csv.flush(create=not failed)
+                except StorageError:
+                    if not failed:
+                        raise
+        finally:
+            for pool in (getattr(self, "_train_pool", None), getattr(self, "_eval_pool", None)):
+                if pool is not None:
+                    pool.close()
+            if getattr(self, "_screen", None) is not None:
+                self._screen.close()
+            if getattr(self, "_folder", None) is not None:
+                self._folder.close()

@@ -59,6 +59,10 @@ OPE_COLUMNS = {
     "sequential_dr": "Sequential Doubly Robust",
 }
 
+#: the off-policy estimate that picks the best checkpoint: the (discounted) return, not an immediate reward
+BEST_BY = (OPE_COLUMNS["sequential_dr"], "sequential_dr")
+BEST_BY_FALLBACK = (OPE_COLUMNS["wis"], "wis")
+
 
 class BatchRLGraphManager(BasicRLGraphManager):
     """A DQN-family agent trained on a dataset (coach.md section 1.5).
@@ -147,6 +151,8 @@ class BatchRLGraphManager(BasicRLGraphManager):
         self._train: TransitionDataset | None = None
         self._eval: TransitionDataset | None = None
         self._last_evaluation: dict[str, Any] = {}
+        #: the checkpoint whose off-policy estimate is the best so far (kept by retention), and that estimate
+        self._best: dict[str, Any] | None = None
 
     def _restore(self, directory: str, task: TaskParameters) -> None:
         state = self.restore_checkpoint(directory, restore_memory=False)
@@ -158,6 +164,7 @@ class BatchRLGraphManager(BasicRLGraphManager):
         self._wall_clock_offset = float(graph["wall_clock"])
         self._evaluations = int(graph["evaluations"])
         self._rng.bit_generator.state = graph["rng"]
+        self._best = graph.get("best_checkpoint")
         if self._csv is not None:
             self._csv.resume(self._epoch)
 
@@ -165,7 +172,11 @@ class BatchRLGraphManager(BasicRLGraphManager):
         return {"graph": {
             "epoch": self._epoch, "counters": self._counters.counts, "wall_clock": self.wall_clock,
             "evaluations": self._evaluations, "seed": self._seed, "rng": self._rng.bit_generator.state,
+            "best_checkpoint": self._best,
         }}
+
+    def _protected_checkpoints(self) -> set[str]:
+        return {self._best["name"]} if self._best else set()
 
     def _train_env_steps(self) -> int:
         return self._epoch  # checkpoints are named <id>_Step-<epoch>.ckpt
@@ -184,7 +195,10 @@ class BatchRLGraphManager(BasicRLGraphManager):
             data = load_csv_dataset(source, where, self._agent.spaces)
         elif self.env_params is not None:
             where = os.path.join(self.experiment_path, self.GENERATED_DATASET)
-            data = load_dataset(where) if self._epoch > 0 and os.path.isfile(where) else self._generate_dataset(where)
+            generated = load_dataset(where) if self._epoch > 0 and os.path.isfile(where) else self._generate_dataset(where)
+            if generated is None:
+                return  # a stop cut the generation short
+            data = generated
         else:
             raise ParameterValueError(
                 f"agent_params.memory.load_memory_from_file_path = {source!r} and env_params = None: a batch-RL run needs "
@@ -204,16 +218,21 @@ class BatchRLGraphManager(BasicRLGraphManager):
             f"{len(self._eval):,} ({self._eval.num_episodes:,} episodes)"
         )
 
-    def _generate_dataset(self, path: str) -> TransitionDataset:
-        """Play in the environment and keep every heatup and training transition (see the module docstring)."""
+    def _generate_dataset(self, path: str) -> TransitionDataset | None:
+        """Play in the environment and keep every heatup and training transition (see the module docstring).
+
+        Returns None when a stop request cut it short: a partial dataset is not kept, and the steps that made
+        it are not counted, so a resumed run generates the whole dataset again.
+        """
         log = TransitionLog()
         if self.experience_generating_agent_params is not None:
             generator = BasicRLGraphManager(self.experience_generating_agent_params, self.env_params,
                                             self.experience_generating_schedule_params,
                                             name="experience_generating_graph")
             generator._preset_dir = self._preset_dir
+            # start_over: what an earlier, stopped generation left there is moved aside, not mixed in.
             generator.create_graph(TaskParameters(experiment_path=os.path.join(self.experiment_path, "experience_generation"),
-                                                  seed=self._seed))
+                                                  seed=self._seed, start_over=True), self._stop_signals)
             generator._agent.transition_observers.append(log)
             self._screen.line(f"Dataset> training the experience-generating agent ({type(generator._agent).__name__}); "
                               f"its outputs are in {generator.experiment_path}")
@@ -231,12 +250,19 @@ class BatchRLGraphManager(BasicRLGraphManager):
                     "agent_params.memory.load_memory_from_file_path = CsvDataset('data.csv')."
                 )
             check_step_unit(heatup, "heatup_steps", (EnvironmentSteps, EnvironmentEpisodes))
+            counted = copy.deepcopy(self._counters.counts), self._agent.counters()
             self._agent.transition_observers.append(log)
             try:
                 self.heatup(heatup)
             finally:
                 self._agent.transition_observers.remove(log)
+            if self._stop_signals.requested:
+                self._counters.counts = counted[0]
+                self._agent.load_counters(counted[1])
             how = "by uniformly random actions"
+        if self._stop_signals.requested:
+            self._screen.line("Dataset> generation stopped before it was complete; a resumed run generates it again")
+            return None
         data = log.dataset()
         save_dataset(data, path)
         self._screen.line(f"Dataset> generated {len(data):,} transitions in {data.num_episodes:,} episodes {how}; saved to {path}")
@@ -261,8 +287,12 @@ class BatchRLGraphManager(BasicRLGraphManager):
 
     # ---- running ------------------------------------------------------------------------------------
     def improve(self, until: Callable[[Progress], bool] | None = None) -> None:
-        """Train for ``improve_steps`` epochs (or until ``until``), evaluating as scheduled."""
+        """Train for ``improve_steps`` epochs (or until ``until``), evaluating as scheduled. A stop request is
+        honoured between epochs (each epoch ends with its checkpoint)."""
         self._obtain_dataset()
+        if self._train is None:  # stopped while generating the dataset
+            self.save_checkpoint()
+            return
         self._progress.episodes = self._epoch  # a stop condition counts epochs here, not the data's episodes
         self._until = until
         self._prepare()
@@ -294,7 +324,9 @@ class BatchRLGraphManager(BasicRLGraphManager):
                 "Epoch": self._epoch, "IPS": estimates.ips, "DM": estimates.dm, "DR": estimates.dr,
                 "WIS": estimates.wis, "Sequential-DR": estimates.sequential_dr,
             })
+            self._track_best(estimates)
             if self.env_params is not None and self.evaluation_steps is not None and self.evaluation_steps.num_steps > 0:
+                self._last_evaluation = {}  # an evaluation a stop cuts short leaves the row without one
                 self.evaluate(self.evaluation_steps)
                 row.update(self._last_evaluation)
         row["Wall-Clock Time"] = self.wall_clock
@@ -310,6 +342,19 @@ class BatchRLGraphManager(BasicRLGraphManager):
         self._screen.advance(1, evaluation_reward=self._progress.last_evaluation_reward)
         if self._until is not None and self._until(self._progress):
             self._stop = True
+
+    def _track_best(self, estimates: OffPolicyEstimates) -> None:
+        """Remember the checkpoint this epoch is about to write if its return estimate (Sequential DR, or WIS
+        when that is undefined) is the best so far: retention keeps it, and the log names it."""
+        estimator, value = BEST_BY
+        score = getattr(estimates, value)
+        if not math.isfinite(score):
+            estimator, value = BEST_BY_FALLBACK
+            score = getattr(estimates, value)
+        if not math.isfinite(score) or (self._best is not None and score <= self._best["value"]):
+            return
+        self._best = {"name": self.next_checkpoint_name(), "epoch": self._epoch, "estimator": estimator, "value": float(score)}
+        self._screen.line(f"Checkpoint> best by off-policy evaluation so far ({estimator}={score:.2f}): {self._best['name']}")
 
     def off_policy_evaluation(self) -> OffPolicyEstimates:
         """IPS, DM, DR, WIS and Sequential DR of the current policy, softmax(Q / softmax_temperature), on the

@@ -16,18 +16,21 @@ import numpy as np
 import yaml
 
 from rlframe.core_types import EnvironmentEpisodes, EnvironmentSteps, RunPhase, StepMethod, Time, TrainingSteps
-from rlframe.errors import ParameterValueError
+from rlframe.errors import CheckpointError, ParameterValueError, RlframeError, StorageError
 from rlframe.outputs.atomic import atomic_write_text
 from rlframe.overrides import Hyperparameters
 from rlframe.outputs.checkpoints import (
     CheckpointFiles,
     CheckpointWriter,
     latest_checkpoint,
+    library_error_text,
     load_arrays,
     read_state,
+    verify,
     with_prefix,
 )
 from rlframe.outputs.csv_logger import CsvLogger, csv_file_name
+from rlframe.outputs.experiment import ExperimentFolder
 from rlframe.outputs.screen import Screen
 from rlframe.parameters import (
     AgentParameters,
@@ -150,11 +153,37 @@ class GraphManager(Parameters):
     def graph_name(self) -> str:
         return self.name
 
+    @staticmethod
+    def check_task(task: TaskParameters) -> None:
+        """Refuse checkpoint settings that cannot work (before anything is built or written)."""
+        secs = task.checkpoint_save_secs
+        if secs is not None and (isinstance(secs, bool) or not isinstance(secs, (int, float)) or not secs > 0):
+            raise ParameterValueError(
+                f"checkpoint_save_secs = {secs!r} (-s): give the seconds between checkpoints as a positive number, "
+                "for example -s 60 (without it only the final checkpoint is written)."
+            )
+        keep = task.num_checkpoints_to_keep
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
+            raise ParameterValueError(
+                f"num_checkpoints_to_keep = {keep!r} (--keep-checkpoints): give how many of the newest checkpoints to "
+                "keep as a whole number, for example 5, or 0 to keep every one."
+            )
+
+    def _open_experiment(self, task: TaskParameters) -> None:
+        """Lock the experiment folder for this run (see :mod:`rlframe.outputs.experiment`)."""
+        path = os.path.abspath(task.experiment_path)
+        checkpoint_dir = os.path.abspath(task.checkpoint_save_dir or os.path.join(path, "checkpoint"))
+        restore_dir = task.checkpoint_restore_dir or task.checkpoint_restore_path
+        resumes_here = (task.evaluate_only is None and restore_dir is not None
+                        and os.path.realpath(restore_dir) == os.path.realpath(checkpoint_dir))
+        self._folder = ExperimentFolder(path, resumes_here, bool(task.start_over)).open()
+
     def _setup_outputs(self, task: TaskParameters, signal_columns: list[str], index: str) -> None:
         self._task = task
-        self._experiment_path = os.path.abspath(task.experiment_path)
-        os.makedirs(self._experiment_path, exist_ok=True)
+        self._experiment_path = self._folder.path
         self._screen = Screen(os.path.join(self._experiment_path, "log.txt"))
+        if self._folder.moved_to is not None:
+            self._screen.line(f"Experiment> moved the earlier run's files into {self._folder.moved_to}")
         self._csv_path = os.path.join(self._experiment_path, csv_file_name(self.graph_name, task.task_index))
         vis = self.visualization_parameters
         self._csv = (
@@ -163,6 +192,7 @@ class GraphManager(Parameters):
         )
         self._checkpoint_dir = task.checkpoint_save_dir or os.path.join(self._experiment_path, "checkpoint")
         self._checkpoints: CheckpointWriter | None = None
+        self._last_checkpoint: CheckpointFiles | None = None
         self._last_checkpoint_time = time.time()
         self._start_time = time.time()
         self._wall_clock_offset = 0.0
@@ -212,8 +242,8 @@ class GraphManager(Parameters):
             return None
         if self._csv is not None:
             self._csv.flush()
-        if self._checkpoints is None:
-            self._checkpoints = CheckpointWriter(self._checkpoint_dir, self._first_checkpoint_id)
+        writer = self._checkpoint_writer()
+        writer.protected = self._protected_checkpoints()
         agent = self._agent
         arrays: dict[str, np.ndarray] = {}
         for name, net in agent.networks.items():
@@ -231,12 +261,32 @@ class GraphManager(Parameters):
             for net in agent.networks.values():
                 net.save(prefix)
 
-        files = self._checkpoints.save(
-            self._train_env_steps(), write_networks, arrays, agent.memory_state(), state
-        )
+        files = writer.save(self._train_env_steps(), write_networks, arrays, agent.memory_state(), state)
         self._last_checkpoint_time = time.time()
+        self._last_checkpoint = files
         self._screen.line(f"Checkpoint> Saving in path=['{files.prefix}']")
         return files
+
+    def _checkpoint_writer(self) -> CheckpointWriter:
+        if self._checkpoints is None:
+            self._checkpoints = CheckpointWriter(self._checkpoint_dir, self._first_checkpoint_id,
+                                                 self._task.num_checkpoints_to_keep)
+        return self._checkpoints
+
+    def next_checkpoint_name(self) -> str:
+        """The name the next :meth:`save_checkpoint` gives its checkpoint."""
+        return self._checkpoint_writer().next_name(self._train_env_steps())
+
+    def _protected_checkpoints(self) -> set[str]:
+        """Checkpoint names retention must keep besides the newest ones."""
+        return set()
+
+    def last_checkpoint_text(self) -> str:
+        """Where the run's last complete checkpoint is, for the line a stopped or failed run ends with."""
+        files = self._last_checkpoint
+        if files is None:
+            return "no checkpoint was written"
+        return f"its last complete checkpoint is {files.name} in {files.directory} (resume with -crd {files.directory})"
 
     def _train_env_steps(self) -> int:
         raise NotImplementedError
@@ -250,10 +300,9 @@ class GraphManager(Parameters):
         """Load the latest checkpoint of ``directory`` into the agent; returns the saved run state."""
         files = latest_checkpoint(directory)
         state = read_state(files)
+        verify(files, state, with_memory=restore_memory)
         agent = self._agent
         arrays = load_arrays(files.arrays)
-        from rlframe.errors import CheckpointError
-
         try:
             for name, net in agent.networks.items():
                 net.load(files.prefix)
@@ -272,10 +321,11 @@ class GraphManager(Parameters):
         except Exception as exc:  # MXNet raises its own MXNetError for unreadable parameter files
             raise CheckpointError(
                 f"Checkpoint {files.name} in {directory!r} could not be loaded ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else ''}). Restore from an earlier checkpoint."
+                f"{library_error_text(exc)}). Restore from an earlier checkpoint."
             ) from exc
-        if restore_memory and os.path.isfile(files.memory):
+        if restore_memory:
             agent.load_memory_state(load_arrays(files.memory))
         self._first_checkpoint_id = files.checkpoint_id + 1
+        self._last_checkpoint = files
         self._screen.line(f"Checkpoint> Restored {files.name} from {directory}")
         return state
