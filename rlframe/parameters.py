@@ -13,6 +13,7 @@ parameters every run shares: :class:`AgentParameters`, :class:`AlgorithmParamete
 from __future__ import annotations
 
 import inspect
+import math
 import numbers
 import types
 from enum import Enum
@@ -97,6 +98,75 @@ class Parameters(metaclass=_LockAfterInit):
     def __repr__(self) -> str:
         inner = ", ".join(f"{k}={v!r}" for k, v in self.items())
         return f"{type(self).__name__}({inner})"
+
+
+def _shown(value: Any) -> str:
+    """``value`` for an error message: numpy scalars as the plain number they hold (not ``np.float64(-5.0)``)."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and hasattr(value, "item"):
+        value = value.item()
+    return repr(value)
+
+
+def _range_text(low: float | None, high: float | None, low_inclusive: bool, high_inclusive: bool, integer: bool) -> str:
+    """'a number from 0 to 1', 'a number above 0 and at most 1', 'an integer of at least 1', ..."""
+    kind = "an integer" if integer else "a number"
+    if low is not None and high is not None:
+        if low_inclusive and high_inclusive:
+            return f"{kind} from {low:g} to {high:g}"
+        above = f"of at least {low:g}" if low_inclusive else f"above {low:g}"
+        below = f"at most {high:g}" if high_inclusive else f"below {high:g}"
+        return f"{kind} {above} and {below}"
+    if low is not None:
+        return f"{kind} of at least {low:g}" if low_inclusive else f"{kind} above {low:g}"
+    if high is not None:
+        return f"{kind} of at most {high:g}" if high_inclusive else f"{kind} below {high:g}"
+    return kind
+
+
+def check_range(
+    where: str,
+    value: Any,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    example: object,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+    integer: bool = False,
+    allow_infinity: bool = False,
+) -> None:
+    """Raise :class:`ParameterValueError` unless ``value`` is a number in the range: the range check components share.
+
+    Hyperparameters reach the preset tree from presets, ``-cp`` and SageMaker hyperparameters; an override's type is
+    checked when it is applied, but not its range, and a preset may set anything. An out-of-range value (a discount
+    of -5, a batch size of 0) would otherwise train silently into nonsense or fail deep inside numpy or MXNet with a
+    traceback, so every component calls this for the values it reads when it is built, before anything runs.
+
+    :param where: the value's path in the preset tree, e.g. ``agent_params.algorithm.discount``.
+    :param low: the smallest allowed value (None: no lower bound); ``low_inclusive=False`` excludes it.
+    :param high: the largest allowed value (None: no upper bound); ``high_inclusive=False`` excludes it.
+    :param example: a good value, shown in the message.
+    :param integer: only whole numbers (an integer-valued float such as 32.0 is accepted; the readers use ``int()``).
+    :param allow_infinity: accept +/-inf (a step count of ``inf`` means "never"); NaN is never accepted.
+
+    The message is one line: ``<where> = <value>: use <range>, for example <example>.``
+    """
+    # bool is an int in Python, but True is no discount or batch size.
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if ok:
+        number = float(value)
+        ok = not math.isnan(number) and (allow_infinity or math.isfinite(number))
+        if ok and integer:
+            ok = isinstance(value, numbers.Integral) or (math.isfinite(number) and number.is_integer())
+        if ok and low is not None:
+            ok = number >= low if low_inclusive else number > low
+        if ok and high is not None:
+            ok = number <= high if high_inclusive else number < high
+    if not ok:
+        raise ParameterValueError(
+            f"{where} = {_shown(value)}: use {_range_text(low, high, low_inclusive, high_inclusive, integer)}, "
+            f"for example {example}."
+        )
 
 
 def to_plain(value: Any) -> Any:

@@ -40,6 +40,12 @@ class Schedule(Parameters):
     def step(self, count: int = 1) -> None:
         self._steps_taken += count
 
+    def endpoints(self) -> list[tuple[str, float]]:
+        """The values the schedule starts and ends at, each with its attribute path below the schedule
+        (``[('.initial_value', 1.0), ('.final_value', 0.1)]``), for range checks of what it schedules (an
+        epsilon must stay from 0 to 1)."""
+        return [(".initial_value", self.initial_value)]
+
     def state(self) -> int:
         return self._steps_taken
 
@@ -62,6 +68,9 @@ class LinearSchedule(Schedule):
         self.final_value = _number("LinearSchedule", "final_value", final_value)
         self.decay_steps = _number("LinearSchedule", "decay_steps", decay_steps)
 
+    def endpoints(self) -> list[tuple[str, float]]:
+        return [(".initial_value", self.initial_value), (".final_value", self.final_value)]
+
     def value_at(self, step: int) -> float:
         if self.decay_steps <= 0 or step >= self.decay_steps:
             return self.final_value
@@ -75,6 +84,9 @@ class ExponentialSchedule(Schedule):
         super().__init__(initial_value)
         self.final_value = _number("ExponentialSchedule", "final_value", final_value)
         self.decay_coefficient = _number("ExponentialSchedule", "decay_coefficient", decay_coefficient)
+
+    def endpoints(self) -> list[tuple[str, float]]:
+        return [(".initial_value", self.initial_value), (".final_value", self.final_value)]
 
     def value_at(self, step: int) -> float:
         value = self.initial_value * self.decay_coefficient**step
@@ -101,6 +113,10 @@ class PieceWiseSchedule(Schedule):
             )
         super().__init__(pieces[0][0].initial_value)
         self.schedules = [tuple(p) for p in pieces]
+
+    def endpoints(self) -> list[tuple[str, float]]:
+        return [(f".schedules[{i}][0]{path}", value)
+                for i, (schedule, _) in enumerate(self.schedules) for path, value in schedule.endpoints()]
 
     def value_at(self, step: int) -> float:
         start = 0

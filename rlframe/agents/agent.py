@@ -15,24 +15,26 @@ import numpy as np
 from rlframe.core_types import EnvironmentEpisodes, EnvironmentSteps, RunPhase, StepMethod, TrainingSteps
 from rlframe.errors import ParameterValueError
 from rlframe.filters.filter import InputFilter, NoInputFilter
+from rlframe.memories.memory import MemoryParameters, check_max_size
 from rlframe.networks.network_wrapper import NetworkWrapper, TrainResult
 from rlframe.outputs import signals
-from rlframe.parameters import AgentParameters
+from rlframe.parameters import AgentParameters, check_range
 from rlframe.schedules import Schedule
 from rlframe.spaces import DiscreteActionSpace, SpacesDefinition
 
 
-def resolve_exploration(exploration: Any, spaces: SpacesDefinition) -> Any:
-    """Pick the exploration parameters for the action space when a preset gives a dict per space type."""
+def resolve_exploration(exploration: Any, spaces: SpacesDefinition) -> tuple[Any, str]:
+    """Pick the exploration parameters for the action space when a preset gives a dict per space type; returns
+    them with their path in the preset tree (for error messages)."""
     if isinstance(exploration, dict):
         for space_type, params in exploration.items():
             if isinstance(spaces.action, space_type):
-                return params
+                return params, f"agent_params.exploration[{space_type.__name__}]"
         raise ParameterValueError(
             f"agent_params.exploration has no entry for {type(spaces.action).__name__}; "
             f"it has {[t.__name__ for t in exploration]}."
         )
-    return exploration
+    return exploration, "agent_params.exploration"
 
 
 class Agent:
@@ -70,6 +72,7 @@ class Agent:
         self.transition_observers: list[Callable[..., None]] = []
         self._check_step_unit("num_consecutive_playing_steps", (EnvironmentSteps, EnvironmentEpisodes))
         self._check_step_unit("num_steps_between_copying_online_weights_to_target", (EnvironmentSteps, TrainingSteps, EnvironmentEpisodes))
+        self._check_ranges()
 
     def _check_step_unit(self, field: str, allowed: tuple[type, ...]) -> None:
         value = getattr(self.algorithm, field)
@@ -78,6 +81,23 @@ class Agent:
                 f"agent_params.algorithm.{field} = {value!r} must be one of "
                 f"{', '.join(t.__name__ for t in allowed)}, for example {allowed[0].__name__}(100)."
             )
+        # A unit's constructor refuses a negative count, but ``num_steps`` can still be assigned afterwards; a
+        # negative period would train (or copy the target) on every step without saying so.
+        check_range(f"agent_params.algorithm.{field}.num_steps", value.num_steps, 0, allow_infinity=True, example=100)
+
+    def _check_ranges(self) -> None:
+        """Refuse out-of-range values every agent reads (see ``check_range``); subclasses add their own."""
+        algorithm = self.algorithm
+        # gamma outside [0, 1] makes the discounted return diverge or alternate in sign.
+        check_range("agent_params.algorithm.discount", algorithm.discount, 0, 1, example=0.99)
+        # ``train`` runs int(n) updates per phase: 0 or a fraction would silently never (or not as asked) learn.
+        check_range("agent_params.algorithm.num_consecutive_training_steps", algorithm.num_consecutive_training_steps,
+                    1, integer=True, example=1)
+        # target = rate * online + (1 - rate) * target: 0 never moves the target, above 1 overshoots it.
+        check_range("agent_params.algorithm.rate_for_copying_weights_to_target",
+                    algorithm.rate_for_copying_weights_to_target, 0, 1, low_inclusive=False, example=1.0)
+        if isinstance(self.params.memory, MemoryParameters):
+            check_max_size(self.params.memory.max_size)
 
     # ---- acting -------------------------------------------------------------------------------------
     def act(self, raw_obs: np.ndarray, phase: RunPhase) -> np.ndarray:

@@ -47,7 +47,7 @@ from rlframe.networks.parameters import (
     VHeadParameters,
 )
 from rlframe.outputs import signals
-from rlframe.parameters import AgentParameters, AlgorithmParameters
+from rlframe.parameters import AgentParameters, AlgorithmParameters, check_range
 from rlframe.schedules import ConstantSchedule, Schedule
 from rlframe.spaces import BoxActionSpace, DiscreteActionSpace, SpacesDefinition
 
@@ -255,6 +255,18 @@ class ClippedPPOAgent(Agent):
     )
     default_num_envs = 8
 
+    def _check_ranges(self) -> None:
+        super()._check_ranges()
+        algorithm = self.algorithm
+        # GAE's lambda weighs k-step returns by lambda^k: outside [0, 1] the advantages diverge or alternate.
+        check_range("agent_params.algorithm.gae_lambda", algorithm.gae_lambda, 0, 1, example=0.95)
+        # The ratio is clipped to [1 - eps, 1 + eps]: eps <= 0 makes that range empty or inverted (no trust region).
+        check_range("agent_params.algorithm.clip_likelihood_ratio_using_epsilon",
+                    algorithm.clip_likelihood_ratio_using_epsilon, 0, low_inclusive=False, example=0.2)
+        # ``update`` runs int(epochs) passes: 0 or a fraction would silently never (or not as asked) learn.
+        check_range("agent_params.algorithm.optimization_epochs", algorithm.optimization_epochs, 1, integer=True,
+                    example=10)
+
     def __init__(self, agent_params: AgentParameters, spaces: SpacesDefinition, rng: np.random.Generator) -> None:
         super().__init__(agent_params, spaces, rng)
         action_space = spaces.action
@@ -284,15 +296,17 @@ class ClippedPPOAgent(Agent):
         self.rollout = Rollout()
         self._episode_ended_last_step = False
         self._last_kl = 0.0
-        exploration = resolve_exploration(agent_params.exploration, spaces)
+        exploration, exploration_where = resolve_exploration(agent_params.exploration, spaces)
         if isinstance(exploration, EGreedyParameters) and self.continuous:
             exploration = exploration.continuous_exploration_policy_parameters
+            exploration_where += ".continuous_exploration_policy_parameters"
         self.exploration_params = exploration
-        self.e_greedy = EGreedy(exploration, action_space.num_actions, rng) if isinstance(exploration, EGreedyParameters) else None
+        self.e_greedy = (EGreedy(exploration, action_space.num_actions, rng, exploration_where)
+                         if isinstance(exploration, EGreedyParameters) else None)
         expected = AdditiveNoiseParameters if self.continuous else (CategoricalParameters, EGreedyParameters)
         if not isinstance(exploration, expected):
             raise ParameterValueError(
-                f"agent_params.exploration is {type(exploration).__name__}; Clipped PPO on a "
+                f"{exploration_where} is {type(exploration).__name__}; Clipped PPO on a "
                 f"{type(action_space).__name__} uses "
                 f"{'AdditiveNoiseParameters' if self.continuous else 'CategoricalParameters or EGreedyParameters'}."
             )

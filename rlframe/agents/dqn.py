@@ -181,12 +181,12 @@ class DQNAgent(Agent):
         self.networks["main"] = self.network
         self.loss = QLoss(self.network.online, self.network.target, spaces.observation_size, self.double_q,
                           bool(net_params.replace_mse_with_huber_loss), num_actions if self.masks_next_actions else 0)
-        exploration = resolve_exploration(agent_params.exploration, spaces)
+        exploration, exploration_where = resolve_exploration(agent_params.exploration, spaces)
         if not isinstance(exploration, EGreedyParameters):
             raise ParameterValueError(
-                f"agent_params.exploration is {type(exploration).__name__}; {type(self).__name__} uses EGreedyParameters."
+                f"{exploration_where} is {type(exploration).__name__}; {type(self).__name__} uses EGreedyParameters."
             )
-        self.exploration = EGreedy(exploration, num_actions, rng)
+        self.exploration = EGreedy(exploration, num_actions, rng, exploration_where)
         # BatchRLGraphManager adds this network (off-policy evaluation, BCQ's state embedding).
         self.reward_model: DatasetModel | None = None
         if "reward_model" in agent_params.network_wrappers:

@@ -4,13 +4,21 @@ from __future__ import annotations
 import numpy as np
 
 from rlframe.core_types import RunPhase
+from rlframe.errors import ParameterValueError
 from rlframe.exploration.parameters import EGreedyParameters
+from rlframe.parameters import check_range
+from rlframe.schedules import Schedule
 
 
 class EGreedy:
-    """Chooses actions for N environments at once; epsilon advances by N per training call."""
+    """Chooses actions for N environments at once; epsilon advances by N per training call.
 
-    def __init__(self, params: EGreedyParameters, num_actions: int, rng: np.random.Generator) -> None:
+    :param where: the parameters' path in the preset tree, for error messages.
+    """
+
+    def __init__(self, params: EGreedyParameters, num_actions: int, rng: np.random.Generator,
+                 where: str = "agent_params.exploration") -> None:
+        check_epsilons(params, where)
         self.params = params
         self.num_actions = num_actions
         self.rng = rng
@@ -38,3 +46,17 @@ class EGreedy:
         if phase == RunPhase.TRAIN:
             self.params.epsilon_schedule.step(num_envs)
         return actions.astype(np.int64)
+
+
+def check_epsilons(params: EGreedyParameters, where: str) -> None:
+    """Epsilon is a probability: outside [0, 1] :meth:`EGreedy.choose` would explore always or never without a
+    word, and :meth:`EGreedy.probabilities` would log negative behaviour probabilities into a batch-RL dataset.
+    A schedule is checked at its ends (a linear or piecewise-linear schedule stays between them)."""
+    schedule = params.epsilon_schedule
+    if not isinstance(schedule, Schedule):
+        raise ParameterValueError(
+            f"{where}.epsilon_schedule = {schedule!r}: use a schedule, for example LinearSchedule(1.0, 0.01, 10000)."
+        )
+    for path, value in schedule.endpoints():
+        check_range(f"{where}.epsilon_schedule{path}", value, 0, 1, example=0.1)
+    check_range(f"{where}.evaluation_epsilon", params.evaluation_epsilon, 0, 1, example=0.05)

@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from rlframe.errors import ParameterValueError
-from rlframe.memories.memory import MemoryGranularity, MemoryParameters
+from rlframe.memories.memory import MemoryGranularity, MemoryParameters, check_max_size, shown_max_size
 
 
 class ExperienceReplayParameters(MemoryParameters):
@@ -41,18 +41,14 @@ class TransitionBatch(NamedTuple):
 
 def transition_capacity(max_size: object, where: str) -> int:
     """Read ``(MemoryGranularity.Transitions, n)`` and return n; any other form is a user error."""
-    if (
-        not isinstance(max_size, tuple)
-        or len(max_size) != 2
-        or max_size[0] is not MemoryGranularity.Transitions
-        or not isinstance(max_size[1], int)
-        or max_size[1] < 1
-    ):
+    check_max_size(max_size, where)
+    if max_size is None or max_size[0] is not MemoryGranularity.Transitions:
         raise ParameterValueError(
-            f"{where} = {max_size!r} is not supported: use (MemoryGranularity.Transitions, <positive int>), "
+            f"{where} = {shown_max_size(max_size)} is not supported: the replay buffer counts transitions; use "
+            "(MemoryGranularity.Transitions, <positive int>), "
             "for example (MemoryGranularity.Transitions, 40000)."
         )
-    return max_size[1]
+    return int(max_size[1])
 
 
 class ExperienceReplay:

@@ -15,6 +15,7 @@ from mxnet import autograd, gluon, nd
 from rlframe.networks.optimizer import Optimizer
 from rlframe.networks.parameters import NetworkParameters
 from rlframe.outputs.atomic import atomic_path
+from rlframe.parameters import check_range
 
 
 def atomic_save_parameters(block: gluon.Block, path: str) -> str:
@@ -22,6 +23,16 @@ def atomic_save_parameters(block: gluon.Block, path: str) -> str:
     with atomic_path(path) as tmp:
         block.save_parameters(tmp)
     return path
+
+
+def check_network_ranges(params: NetworkParameters, where: str) -> None:
+    """Refuse a network's out-of-range values before anything is built (see ``check_range``).
+
+    A negative learning rate climbs the loss instead of descending it, and a batch size below 1 (or a fraction)
+    fails deep inside numpy or MXNet, or samples a different batch than asked (the readers use ``int()``).
+    """
+    check_range(f"{where}.learning_rate", params.learning_rate, 0, example=0.00025)
+    check_range(f"{where}.batch_size", params.batch_size, 1, integer=True, example=32)
 
 
 class TrainResult(NamedTuple):
@@ -85,6 +96,8 @@ class NetworkWrapper:
     """
 
     def __init__(self, name: str, params: NetworkParameters, build: Callable[[str], gluon.HybridBlock], input_size: int) -> None:
+        where = f"agent_params.network_wrappers[{name!r}]"
+        check_network_ranges(params, where)
         self.name = name
         self.params = params
         self.online = build(f"{name}_online_")
@@ -101,7 +114,7 @@ class NetworkWrapper:
             self.target.hybridize(static_alloc=True)
         self.online.hybridize(static_alloc=True)
         trainable = [p for p in self.online.collect_params().values() if p.grad_req != "null"]
-        self.optimizer = Optimizer(params, trainable, f"network_wrappers[{name!r}]")
+        self.optimizer = Optimizer(params, trainable, where)
         self._weights_version = 0  # counts changes of the online weights, for ``online_snapshot``
         self._bound: dict[tuple[int, tuple[tuple[int, ...], ...]], BoundLoss] = {}
         self._snapshot: tuple[int, Any] | None = None
