@@ -16,8 +16,6 @@ import json
 import math
 import numbers
 import os
-import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
@@ -29,14 +27,12 @@ import pandas as pd
 from rlframe.cli import _run_cli
 from rlframe.environments.gym_environment import GymVectorEnvironment, make_env_factory
 from rlframe.errors import ParameterValueError
+from rlframe.memories.dataset import sums_to_one
 from rlframe.outputs.atomic import atomic_write_text
 from rlframe.shipped import shipped_dir
 
 #: The columns before the state features, in file order.
 LEADING_COLUMNS = ["action", "all_action_probabilities", "episode_id", "reward", "cumulative_rewards"]
-
-# A distribution summing this far from 1 is normalised with a warning (closer: silently, as rounding).
-_SUM_WARN_TOLERANCE = 1e-3
 
 _OBSERVATION_SPACES = (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiDiscrete, gym.spaces.MultiBinary)
 
@@ -49,15 +45,19 @@ def _flat(observation: Any) -> np.ndarray:
     return np.asarray(observation, dtype=np.float64).ravel()
 
 
-def _check_probabilities(values: Any, num_actions: int, where: str) -> tuple[np.ndarray, float]:
-    """Validate one distribution over ``num_actions`` actions; returns (normalised (num_actions,), raw sum).
+def _check_probabilities(values: Any, num_actions: int, where: str) -> np.ndarray:
+    """Validate one distribution over ``num_actions`` actions; returns it (num_actions,) divided by its sum.
 
-    ``where`` names its origin in error messages ('environment 3', 'file out.jsonl line 4').
+    It must sum to 1 within the tolerance the dataset loader allows (:func:`~rlframe.memories.dataset.sums_to_one`);
+    only that rounding is divided away. A sum further off is refused rather than rescaled: ``0.3,0.3`` is more likely
+    a typo than a policy that picks each action half the time. ``where`` names its origin in error messages
+    ('environment 3', 'file out.jsonl line 4', '--action-probs').
     """
+    example = [round(1 / num_actions, 4)] * num_actions
     if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
         raise ParameterValueError(
             f"Action probabilities for {where} are {values!r}, not a list: give one probability per action, e.g. "
-            f"{[round(1 / num_actions, 4)] * num_actions}."
+            f"{example}."
         )
     values = list(values)
     if len(values) != num_actions:
@@ -81,7 +81,12 @@ def _check_probabilities(values: Any, num_actions: int, where: str) -> tuple[np.
         raise ParameterValueError(
             f"Action probabilities for {where} are {values!r}: all zero; give at least one action a positive probability."
         )
-    return probabilities / total, total
+    if not sums_to_one(probabilities):
+        raise ParameterValueError(
+            f"Action probabilities for {where} are {values!r}: they sum to {total:g}, not 1 (training refuses such a "
+            f"dataset); give probabilities that sum to 1, e.g. {example}."
+        )
+    return probabilities / total
 
 
 def read_transform_output(file_name: str) -> list[tuple[list[Any], str]]:
@@ -227,18 +232,7 @@ class VectoredGymEnvironment:
                     "list per environment, or a single list of probabilities for all of them."
                 )
             sources = [(probs, f"environment {i}") for i, probs in enumerate(action_probs)]
-        distributions, off = [], []
-        for probs, where in sources:
-            normalised, total = _check_probabilities(probs, self.num_actions, where)
-            distributions.append(normalised)
-            if abs(total - 1.0) > _SUM_WARN_TOLERANCE:
-                off.append(f"{where} sums to {total:g}")
-        if off:
-            warnings.warn(
-                f"Action probabilities of {len(off)} environment(s) do not sum to 1 ({off[0]}"
-                f"{', ...' if len(off) > 1 else ''}); they were divided by their sum.", stacklevel=3,
-            )
-        return distributions
+        return [_check_probabilities(probs, self.num_actions, where) for probs, where in sources]
 
     def collect_rollouts_with_given_action_probs(
         self, num_steps: int | None = None, num_episodes: int | None = None,
@@ -255,12 +249,13 @@ class VectoredGymEnvironment:
             whose first prediction is the copy's probabilities. Give exactly one of ``action_probs`` and
             ``file_name``.
 
-        Probabilities must be finite and non-negative with a positive sum; they are divided by their sum, with a
-        ``UserWarning`` when it is more than 1e-3 away from 1. The rows (grouped by copy, in time order, so an
-        episode's rows are contiguous) hold the sampled action, the normalised probabilities as a list literal
-        (``"[0.5, 0.5]"``), the episode id, the reward, the episode's total reward on its last row (0.0 on the
-        others; an episode ends when it terminates or is truncated by a time limit) and the observation the
-        action was taken in (D ``state_feature_*`` columns). Only this call's rows are returned.
+        Probabilities must be finite and non-negative and sum to 1 within 1e-3 (the tolerance training allows,
+        :data:`~rlframe.memories.dataset.PROBABILITY_SUM_TOLERANCE`); that rounding is divided away, and any other
+        sum is refused with a :class:`~rlframe.errors.ParameterValueError`. The rows (grouped by copy, in time
+        order, so an episode's rows are contiguous) hold the sampled action, the normalised probabilities as a
+        list literal (``"[0.5, 0.5]"``), the episode id, the reward, the episode's total reward on its last row
+        (0.0 on the others; an episode ends when it terminates or is truncated by a time limit) and the
+        observation the action was taken in (D ``state_feature_*`` columns). Only this call's rows are returned.
         """
         steps_mode = num_steps is not None
         if steps_mode == (num_episodes is not None):
@@ -365,11 +360,8 @@ def _collect(argv: Sequence[str] | None) -> int:
         if probabilities is None and args.action_probs_file is None:
             probabilities = [1.0 / envs.num_actions] * envs.num_actions
         elif probabilities is not None:
-            # Checked and normalised here so messages name the option rather than 'environment 0'.
-            normalised, total = _check_probabilities(probabilities, envs.num_actions, "--action-probs")
-            if abs(total - 1.0) > _SUM_WARN_TOLERANCE:
-                print(f"note: --action-probs sum to {total:g}; using {normalised.tolist()}", file=sys.stderr)
-            probabilities = normalised.tolist()
+            # Checked here so messages name the option rather than 'environment 0'.
+            probabilities = _check_probabilities(probabilities, envs.num_actions, "--action-probs").tolist()
         frame = envs.collect_rollouts_with_given_action_probs(
             num_steps=args.steps, num_episodes=args.episodes, action_probs=probabilities, file_name=args.action_probs_file,
         )

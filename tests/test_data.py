@@ -147,13 +147,18 @@ def test_shipped_module_callable_level() -> None:
     assert (frame["reward"] == -1.0).all()
 
 
-def test_probabilities_that_do_not_sum_to_one_are_normalised() -> None:
-    with pytest.warns(UserWarning, match=r"environment 0 sums to 0.4.*divided by their sum"):
-        frame = collect(2, num_steps=3, action_probs=[0.2, 0.2])
-    assert set(frame["all_action_probabilities"]) == {"[0.5, 0.5]"}
+def test_probabilities_must_sum_to_one_within_the_dataset_tolerance() -> None:
+    # Off by more than the loader's tolerance: refused, not rescaled (0.2, 0.2 is a typo, not a uniform policy).
+    with pytest.raises(ParameterValueError, match=r"environment 0 are \[0\.2, 0\.2\]: they sum to 0\.4, not 1"):
+        collect(2, num_steps=3, action_probs=[0.2, 0.2])
+    with pytest.raises(ParameterValueError, match=r"sum to 1\.002, not 1"):
+        collect(1, num_steps=1, action_probs=[0.5, 0.502])
+    # Within it (probabilities written with a few digits): accepted silently, the rounding divided away.
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        collect(1, num_steps=1, action_probs=[0.5, 0.5000001])
+        frame = collect(1, num_steps=2, action_probs=[0.5, 0.5004])
+    probs = ast.literal_eval(frame["all_action_probabilities"].iloc[0])
+    assert sum(probs) == pytest.approx(1.0) and probs[0] == pytest.approx(0.5 / 1.0004)
 
 
 # ---- batch-transform files --------------------------------------------------------------------------------
@@ -213,6 +218,7 @@ def test_bad_arguments_are_rejected(kwargs: dict[str, object], match: str) -> No
     ('{"predictions": [[0.5, 0.5]]}\n', r"'out.jsonl' has 1 predictions but there are 2 environments"),
     ('{"predictions": [[0.5, 0.5]]}\n{"predictions": [[0.5, -0.5]]}\n', r"'out.jsonl' line 2 .*-0\.5 is not a probability"),
     ('{"predictions": [[0.5, 0.5]]}\n{"predictions": [[1.0]]}\n', r"'out.jsonl' line 2 .*1 values, but the action space has 2"),
+    ('{"predictions": [[0.5, 0.5]]}\n{"predictions": [[0.2, 0.2]]}\n', r"'out.jsonl' line 2 .*they sum to 0\.4, not 1"),
 ])
 def test_bad_batch_transform_files_are_rejected(text: str, match: str) -> None:
     Path("out.jsonl").write_text(text, encoding="utf-8")
@@ -269,9 +275,9 @@ def test_collect_command_steps_and_probabilities(capsys: pytest.CaptureFixture[s
                          "-o", "file.csv"]) == 0
     assert (pd.read_csv("file.csv")["action"] == 1).all()
     assert ", 1 episode (1 environment) to file.csv;" in capsys.readouterr().out
-    assert collect_main(["--level", "CartPole-v0", "--steps", "5", "--action-probs", "2,2", "-o", "sum.csv"]) == 0
-    assert capsys.readouterr().err == "note: --action-probs sum to 4; using [0.5, 0.5]\n"
-    assert set(pd.read_csv("sum.csv")["all_action_probabilities"]) == {"[0.5, 0.5]"}
+    # Probabilities rounded to a few digits are within the dataset loader's tolerance: no message.
+    assert collect_main(["--level", "CartPole-v0", "--steps", "5", "--action-probs", "0.3333,0.6667", "-o", "rounded.csv"]) == 0
+    assert capsys.readouterr().err == ""
 
 
 @pytest.mark.parametrize("argv, match", [
@@ -281,6 +287,13 @@ def test_collect_command_steps_and_probabilities(capsys: pytest.CaptureFixture[s
     (["--level", "CartPole-v0", "--episodes", "1", "--action-probs", "a,b", "-o", "x.csv"], r"comma-separated numbers"),
     (["--level", "CartPole-v0", "--episodes", "1", "--action-probs", "1,0,0", "-o", "x.csv"],
      r"--action-probs are \[1\.0, 0\.0, 0\.0\]: 3 values"),
+    (["--level", "CartPole-v0", "--episodes", "1", "--action-probs", "0.3,0.3", "-o", "x.csv"],
+     r"--action-probs are \[0\.3, 0\.3\]: they sum to 0\.6, not 1 .*e\.g\. \[0\.5, 0\.5\]"),
+    (["--level", "CartPole-v0", "--episodes", "1", "--action-probs", "2,2", "-o", "x.csv"], r"they sum to 4, not 1"),
+    (["--level", "CartPole-v0", "--episodes", "1", "--action-probs=-0.5,1.5", "-o", "x.csv"],
+     r"--action-probs are \[-0\.5, 1\.5\]: -0\.5 is not a probability"),
+    (["--level", "CartPole-v0", "--episodes", "1", "--action-probs", "1", "-o", "x.csv"],
+     r"--action-probs are \[1\.0\]: 1 values, but the action space has 2 actions"),
     (["--level", "Pendulum-v1", "--episodes", "1", "-o", "x.csv"], r"needs discrete actions"),
 ])
 def test_collect_command_user_mistakes_exit_2(argv: list[str], match: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -290,6 +303,17 @@ def test_collect_command_user_mistakes_exit_2(argv: list[str], match: str, capsy
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert re.search(match, lines[0]), lines[0]
+    assert not Path("x.csv").exists()
+
+
+def test_collect_command_rejects_a_file_row_that_does_not_sum_to_one(capsys: pytest.CaptureFixture[str]) -> None:
+    write_lines(Path("out.jsonl"), [{"predictions": [[0.5, 0.5]]}, {"predictions": [[0.6, 0.6]]}])
+    assert collect_main(["--level", "CartPole-v0", "--num-envs", "2", "--episodes", "1", "--action-probs-file",
+                         "out.jsonl", "-o", "x.csv"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err
+    assert err.count("\n") == 1 and err.startswith("error: ")
+    assert "'out.jsonl' line 2 are [0.6, 0.6]: they sum to 1.2, not 1" in err
     assert not Path("x.csv").exists()
 
 

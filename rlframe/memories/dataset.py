@@ -202,6 +202,15 @@ def _numeric(frame: pd.DataFrame, column: str, path: str, integer: bool) -> np.n
     return values
 
 
+def sums_to_one(probs: np.ndarray) -> bool:
+    """Whether a distribution over the actions sums to 1 within :data:`PROBABILITY_SUM_TOLERANCE`.
+
+    The one such check: loading a dataset and ``rlframe-collect`` (which writes one) both use it, so collect accepts
+    exactly the probabilities training accepts instead of quietly rescaling a mistyped policy.
+    """
+    return abs(float(np.sum(probs)) - 1.0) <= PROBABILITY_SUM_TOLERANCE
+
+
 def _probabilities(frame: pd.DataFrame, path: str, num_actions: int) -> np.ndarray:
     column = "all_action_probabilities"
     out = np.empty((len(frame), num_actions))
@@ -222,7 +231,7 @@ def _probabilities(frame: pd.DataFrame, path: str, num_actions: int) -> np.ndarr
             )
         if not np.isfinite(probs).all() or (probs < 0).any():
             raise DatasetError(f"{where}: {text!r} has a negative or non-finite probability.")
-        if abs(probs.sum() - 1.0) > PROBABILITY_SUM_TOLERANCE:
+        if not sums_to_one(probs):
             raise DatasetError(
                 f"{where}: the probabilities {text} sum to {probs.sum():.6g}, not 1. Log the behaviour policy's "
                 "full distribution over the actions."
