@@ -26,13 +26,6 @@ SHORT = SCHEDULE + ";improve_steps=TrainingSteps(300)"
 #: MXNet's own log lines on stderr (``[15:08:00] ../src/executor/graph_executor.cc:2072: Subgraph backend ...``)
 MXNET_LOG = re.compile(r"^\[\d\d:\d\d:\d\d\] \.\./src/\S+:\d+: ")
 CHECKPOINT_FILE = re.compile(r"\A(?P<id>[0-9]+)_Step-[0-9]+\.ckpt\.")
-#: why every case that fails while the experiment folder is opened (before any output exists) fails today
-EARLY_STORAGE_ERROR_BUG = (
-    "BasicRLGraphManager.run wraps a StorageError raised while opening the experiment folder "
-    "(ExperimentFolder.open, called from GraphManager._open_experiment) with self.last_checkpoint_text(), which "
-    "reads self._last_checkpoint; that attribute is only set later by _setup_outputs, so the run dies with "
-    "AttributeError and a traceback instead of the one-line StorageError"
-)
 
 
 def _train(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -97,7 +90,6 @@ def tmpfs(tmp_path: Path) -> Iterator[callable]:
 
 
 # ---- a path that cannot be a folder -------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason=EARLY_STORAGE_ERROR_BUG)
 def test_an_experiment_path_under_a_regular_file(tmp_path):
     (tmp_path / "afile").write_text("not a folder\n")
     experiment = tmp_path / "afile" / "exp"
@@ -105,7 +97,6 @@ def test_an_experiment_path_under_a_regular_file(tmp_path):
     _storage_error(run, str(experiment), "Not a directory (ENOTDIR)")
 
 
-@pytest.mark.xfail(strict=True, reason=EARLY_STORAGE_ERROR_BUG)
 def test_an_experiment_path_that_is_a_regular_file(tmp_path):
     (tmp_path / "afile").write_text("not a folder\n")
     run = _train("-ep", str(tmp_path / "afile"), "-cp", SHORT)
@@ -113,7 +104,6 @@ def test_an_experiment_path_that_is_a_regular_file(tmp_path):
     assert (tmp_path / "afile").read_text() == "not a folder\n"
 
 
-@pytest.mark.xfail(strict=True, reason=EARLY_STORAGE_ERROR_BUG)
 def test_an_experiment_path_inside_proc():
     experiment = f"/proc/rlframe-test-{os.getpid()}/exp"
     run = _train("-ep", experiment, "-cp", SHORT)
@@ -122,7 +112,6 @@ def test_an_experiment_path_inside_proc():
 
 
 # ---- a read-only mount --------------------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason=EARLY_STORAGE_ERROR_BUG)
 def test_an_experiment_path_on_a_read_only_mount(tmpfs):
     mount = tmpfs("ro", "size=1m,ro")
     experiment = mount / "exp"
@@ -130,7 +119,6 @@ def test_an_experiment_path_on_a_read_only_mount(tmpfs):
     _storage_error(run, str(experiment), "Read-only file system (EROFS)")
 
 
-@pytest.mark.xfail(strict=True, reason=EARLY_STORAGE_ERROR_BUG)
 def test_an_existing_experiment_folder_remounted_read_only(tmpfs):
     mount = tmpfs("ro", "size=1m")
     experiment = mount / "exp"
@@ -185,12 +173,6 @@ def test_a_disk_that_fills_mid_run_ends_it_at_the_last_complete_checkpoint_which
     assert f"Checkpoint> Restored {name} from {copy / 'checkpoint'}" in capsys.readouterr().out
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rlframe/outputs/checkpoints.py save_arrays: np.savez(handle, ...) writes through a zipfile.ZipFile on the "
-    "open handle; when a write fails (ENOSPC) the ZipFile is never closed, the 'with open' closes the handle, and "
-    "when the ZipFile is garbage-collected its __del__ seeks the closed file: Python prints 'Exception ignored in: "
-    "<function ZipFile.__del__ ...>' with a Traceback and 'ValueError: seek of closed file' on stderr after the "
-    "error line"))
 def test_a_disk_that_fills_while_a_npz_file_is_written_prints_only_the_error_line(tmpfs):
     # 1.5 MB: the first (final) checkpoint's two 536 KB parameter files fit, its 1.08 MB state.npz does not.
     mount = tmpfs("small", "size=1536k")
@@ -202,11 +184,6 @@ def test_a_disk_that_fills_while_a_npz_file_is_written_prints_only_the_error_lin
     assert not any(p.name.startswith(".tmp-") for p in experiment.rglob("*"))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rlframe/outputs/checkpoints.py CheckpointWriter.save writes .coach_checkpoint after (outside) the try/except "
-    "that removes a failed checkpoint's files: when the marker cannot be written (ENOSPC) the save fails but the new "
-    "checkpoint's files stay on the full disk, newer than the checkpoint .coach_checkpoint names (only a later "
-    "writer's _remove_incomplete deletes them, i.e. on resume)"))
 def test_a_checkpoint_whose_marker_cannot_be_written_leaves_nothing_behind(tmpfs):
     from rlframe.errors import StorageError
     from rlframe.outputs.atomic import atomic_write_bytes

@@ -26,6 +26,7 @@ from rlframe.graph_managers.graph_manager import (
     ScheduleParameters,
     check_step_unit,
 )
+from rlframe.outputs.checkpoints import CheckpointFiles
 from rlframe.outputs.gifs import EpisodeRecorder
 from rlframe.parameters import AgentParameters, PresetValidationParameters, TaskParameters, VisualizationParameters
 from rlframe.shipped import shipped_dir
@@ -107,6 +108,7 @@ class BasicRLGraphManager(GraphManager):
         when the task names one. ``stop``: the stop request the loop reads (``run`` passes its own)."""
         self.task_parameters = task = task_parameters
         self._stop_signals = stop or StopSignals()
+        self._last_checkpoint: CheckpointFiles | None = None  # a run that fails before its outputs are open names none
         self.check_task(task)
         self._check_schedule()
         rng = self._seed_run(task)
@@ -143,6 +145,7 @@ class BasicRLGraphManager(GraphManager):
             raise ParameterValueError(f"env_params.num_envs = {num_envs!r}: use a positive integer such as 8.")
         self._num_envs = num_envs
         self._train_pool = EnvironmentPool(self._make_env, num_envs, self._seed)
+        self._stop_signals.reassert()
         self._eval_pool: EnvironmentPool | None = None
         return self._train_pool.spaces(self.env_params.level)
 
@@ -332,6 +335,7 @@ class BasicRLGraphManager(GraphManager):
         """
         if self._eval_pool is None:
             self._eval_pool = EnvironmentPool(self._make_env, self._num_envs, self._seed + EVALUATION_SEED_OFFSET)
+            self._stop_signals.reassert()
             self._eval_tracker = EpisodeTracker(self._eval_pool.num_envs, self._discount)
         pool, tracker = self._eval_pool, self._eval_tracker
         tracker.clear()

@@ -192,7 +192,6 @@ class GraphManager(Parameters):
         )
         self._checkpoint_dir = task.checkpoint_save_dir or os.path.join(self._experiment_path, "checkpoint")
         self._checkpoints: CheckpointWriter | None = None
-        self._last_checkpoint: CheckpointFiles | None = None
         self._last_checkpoint_time = time.time()
         self._start_time = time.time()
         self._wall_clock_offset = 0.0

@@ -10,7 +10,7 @@ A checkpoint named ``<id>_Step-<train env steps>.ckpt`` is a set of files sharin
 
 ``.coach_checkpoint`` names the latest complete checkpoint and is written last, so a checkpoint that a
 kill or a full disk interrupted is never picked up; a failed save removes what it wrote, and a writer
-removes what an interrupted one left. Only the newest ``keep`` checkpoints (and any the caller protects)
+removes what an interrupted one left (files of a checkpoint without its state file). Only the newest ``keep`` checkpoints (and any the caller protects)
 are kept, an older one being deleted only once a newer one is complete. Nothing is unpickled: arrays load
 with ``allow_pickle=False``.
 """
@@ -95,9 +95,13 @@ def library_error_text(exc: BaseException) -> str:
 
 
 def save_arrays(path: str, arrays: dict[str, np.ndarray]) -> None:
+    """An ``.npz`` (what ``np.savez`` writes), with the archive closed even when a write fails: ``np.savez``
+    leaves it open, and its ``__del__`` later prints a traceback over the one-line error of a full disk."""
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
+        with zipfile.ZipFile(tmp, "w", allowZip64=True) as archive:
+            for key, value in arrays.items():
+                with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
 
 
 def load_arrays(path: str) -> dict[str, np.ndarray]:
@@ -132,7 +136,6 @@ class CheckpointWriter:
 
     def __init__(self, directory: str, first_id: int = 0, keep: int = 0) -> None:
         self.directory = directory
-        self.next_id = first_id
         self.keep = keep
         #: names retention never deletes (batch RL's best checkpoint by off-policy evaluation)
         self.protected: set[str] = set()
@@ -141,6 +144,10 @@ class CheckpointWriter:
         except OSError as exc:
             raise StorageError(f"Cannot make the checkpoint directory {directory}: {describe_os_error(exc)}.") from exc
         self._remove_incomplete()
+        # Ids never repeat: a run resumed from an earlier checkpoint than the newest (.coach_checkpoint edited
+        # back) must not overwrite the newer ones, which retention removes in its own time.
+        existing = complete_checkpoints(directory)
+        self.next_id = max(first_id, checkpoint_id(existing[-1]) + 1 if existing else 0)
 
     def next_name(self, train_env_steps: int) -> str:
         """The name the next :meth:`save` at ``train_env_steps`` gives its checkpoint."""
@@ -157,10 +164,10 @@ class CheckpointWriter:
                 save_arrays(files.memory, memory)
             manifest = {os.path.basename(p): {"bytes": os.path.getsize(p), "sha256": _sha256(p)} for p in sorted(files.paths())}
             atomic_write_text(files.state_json, json.dumps({**state, MANIFEST: manifest}, indent=1))
+            atomic_write_text(os.path.join(self.directory, STATE_FILE), files.name + "\n")
         except Exception:
-            _remove(files.paths())  # a partial checkpoint is of no use, and on a full disk its space is needed
+            _remove(files.paths())  # a checkpoint nothing names is of no use, and on a full disk its space is needed
             raise
-        atomic_write_text(os.path.join(self.directory, STATE_FILE), files.name + "\n")
         self.next_id += 1
         self._remove_old(files)
         return files
@@ -176,17 +183,14 @@ class CheckpointWriter:
                 _remove(CheckpointFiles(self.directory, name).paths())
 
     def _remove_incomplete(self) -> None:
-        """Remove what an interrupted save left: temporary files, and checkpoints newer than ``.coach_checkpoint``'s."""
-        marker = os.path.join(self.directory, STATE_FILE)
-        latest = -1
-        if os.path.isfile(marker):
-            with open(marker, encoding="utf-8", errors="replace") as handle:
-                name = handle.read().strip()
-            latest = checkpoint_id(name) if _NAME.match(name) else latest
+        """Remove what an interrupted save left: temporary files, and the files of checkpoints that have no state
+        file (it is written after all the others). A complete checkpoint is never removed here, even one newer
+        than ``.coach_checkpoint`` names: a user may have pointed the marker back to resume from an earlier one."""
+        complete = set(complete_checkpoints(self.directory))
         leftovers = glob.glob(os.path.join(glob.escape(self.directory), TEMPORARY_PREFIX + "*"))
         for path in glob.glob(os.path.join(glob.escape(self.directory), "*_Step-*.ckpt.*")):
             match = _FILE.match(os.path.basename(path))
-            if match and checkpoint_id(match.group("name")) > latest:
+            if match and match.group("name") not in complete:
                 leftovers.append(path)
         _remove(leftovers)
 
