@@ -8,8 +8,8 @@ ends it at once: ``.coach_checkpoint`` is written last, so the last complete che
 rlframe's handlers must be the ones in force while it runs. SDL, which gymnasium's classic-control
 renderers start on the first ``rgb_array`` frame, installs a C-level SIGTERM handler of its own that
 swallows the signal (``measured-facts.md`` 5). ``SDL_NO_SIGNAL_HANDLERS`` keeps SDL from doing so (set
-where environments are made), and :meth:`StopSignals.poll` installs rlframe's handlers again now and
-then, so no library that installs one later keeps it.
+where environments are made); rlframe's handlers are installed again once environments are made
+(:meth:`StopSignals.reassert`) and every 0.1 s while the loop polls, so no library that installs one keeps it.
 """
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from types import FrameType, TracebackType
 from typing import Any
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-#: how often (seconds) :meth:`StopSignals.poll` re-installs the handlers
-REINSTALL_EVERY_SECONDS = 0.25
+#: how often (seconds) :meth:`StopSignals.poll` re-installs the handlers (one re-install costs ~20 us)
+REINSTALL_EVERY_SECONDS = 0.1
 
 
 class RunStopped(Exception):
@@ -79,6 +79,11 @@ class StopSignals:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
         self._previous = {}
+
+    def reassert(self) -> None:
+        """Install the handlers again now (after making environments, whose libraries may install their own)."""
+        if self._previous:
+            self._install()
 
     def _install(self) -> None:
         for signum in STOP_SIGNALS:
