@@ -283,7 +283,11 @@ def apply_custom_parameters(graph_manager: Parameters, text: str) -> None:
         segments = coach_path_segments(key)
         for segment in segments:
             _check_segment(segment, key.strip())
-        assign(graph_manager, segments, parse_value(raw), key.strip())
+        try:
+            value = parse_value(raw)
+        except ParameterValueError as exc:
+            raise ParameterValueError(f"-cp {key.strip()}: {exc}") from exc
+        assign(graph_manager, segments, value, key.strip())
 
 
 # ---- SageMaker hyperparameters ------------------------------------------------------------------------
