@@ -6,6 +6,7 @@ caller's directory out of preset lookup.
 """
 from __future__ import annotations
 
+import shutil
 import textwrap
 from pathlib import Path
 from typing import Callable
@@ -59,3 +60,21 @@ def write_preset(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def cartpole_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A uniform-random CartPole-v0 dataset in the batch notebook's format (20 environments x 5 episodes), made once."""
+    from rlframe.data import VectoredGymEnvironment
+
+    path = tmp_path_factory.mktemp("data") / "cartpole_dataset.csv"
+    with VectoredGymEnvironment("CartPole-v0", num_of_envs=20, seed=0) as envs:
+        envs.collect_rollouts_with_given_action_probs(num_episodes=5, action_probs=[0.5, 0.5]).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def dataset(cartpole_dataset: Path, tmp_path: Path) -> Path:
+    """That dataset copied into the test's working directory as ``cartpole_dataset.csv``, where the notebook's
+    batch preset looks for it (the test may change or move its copy)."""
+    return Path(shutil.copy(cartpole_dataset, tmp_path / "cartpole_dataset.csv"))

@@ -23,7 +23,6 @@ import pandas as pd
 import pytest
 
 from rlframe.cli import train_main
-from rlframe.data import VectoredGymEnvironment
 from rlframe.outputs.csv_logger import csv_file_name
 
 CSV = csv_file_name("simple_rl_graph")
@@ -86,14 +85,6 @@ def used_folder(finished_run: Path, tmp_path: Path) -> Path:
     shutil.copytree(finished_run, copy)
     return copy
 
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A uniform-random CartPole-v0 dataset in the batch notebook's format (20 environments x 5 episodes)."""
-    path = tmp_path_factory.mktemp("data") / "cartpole_dataset.csv"
-    with VectoredGymEnvironment("CartPole-v0", num_of_envs=20, seed=0) as envs:
-        envs.collect_rollouts_with_given_action_probs(num_episodes=5, action_probs=[0.5, 0.5]).to_csv(path, index=False)
-    return path
 
 
 # ---- two runs into one folder -----------------------------------------------------------------------------

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from rlframe.cli import train_main
-from rlframe.data import VectoredGymEnvironment
 
 FILE = re.compile(r"\A(?P<name>(?P<id>[0-9]+)_Step-[0-9]+\.ckpt)\.")
 BEST = re.compile(r"^Checkpoint> best by off-policy evaluation so far \((?P<estimate>[^)]*)\): (?P<name>\S+)$", re.MULTILINE)
@@ -41,14 +40,6 @@ def _complete(files: list[str]) -> list[str]:
     names = [f[:-len(".state.json")] for f in files if f.endswith(".state.json") and FILE.match(f)]
     return sorted(names, key=_checkpoint_id)
 
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A uniform-random CartPole-v0 dataset in the batch notebook's format (20 environments x 5 episodes)."""
-    path = tmp_path_factory.mktemp("data") / "cartpole_dataset.csv"
-    with VectoredGymEnvironment("CartPole-v0", num_of_envs=20, seed=0) as envs:
-        envs.collect_rollouts_with_given_action_probs(num_episodes=5, action_probs=[0.5, 0.5]).to_csv(path, index=False)
-    return path
 
 
 def _batch_args(experiment: Path, dataset: Path, epochs: int, *extra: str) -> list[str]:

@@ -24,7 +24,6 @@ import pandas as pd
 import pytest
 
 from rlframe.cli import train_main
-from rlframe.data import VectoredGymEnvironment
 from rlframe.outputs.csv_logger import csv_file_name
 
 EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130}
@@ -207,14 +206,6 @@ def test_a_signal_while_gifs_are_written_stops_with_whole_gifs(tmp_path, capsys,
 
 
 # ---- batch RL: an epoch, and the dataset generation before the first ------------------------------------------
-@pytest.fixture
-def dataset(tmp_path: Path) -> Path:
-    path = tmp_path / "cartpole_dataset.csv"
-    with VectoredGymEnvironment("CartPole-v0", num_of_envs=20, seed=0) as envs:
-        envs.collect_rollouts_with_given_action_probs(num_episodes=5, action_probs=[0.5, 0.5]).to_csv(path, index=False)
-    return path
-
-
 def _check_batch_csv(experiment: Path, epochs: int) -> None:
     assert pd.read_csv(experiment / BATCH_CSV)["Epoch"].tolist() == list(range(1, epochs + 1))
 

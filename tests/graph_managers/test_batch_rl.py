@@ -14,14 +14,6 @@ from rlframe.outputs.screen import format_value
 CSV = csv_file_name("batch_rl_graph")
 
 
-@pytest.fixture
-def dataset(tmp_path):
-    """A uniform-random CartPole-v0 dataset of 20 environments x 5 episodes, in the notebook's format."""
-    path = tmp_path / "cartpole_dataset.csv"
-    with VectoredGymEnvironment("CartPole-v0", num_of_envs=20, seed=0) as envs:
-        envs.collect_rollouts_with_given_action_probs(num_episodes=5, action_probs=[0.5, 0.5]).to_csv(path, index=False)
-    return path
-
 
 def _train(tmp_path, name, *extra):
     return train_main(["-p", "preset-cartpole-ddqnbcq", "--seed", "0", "-ep", str(tmp_path / name), "--progress", "lines",
@@ -47,9 +39,14 @@ def test_epochs_write_ope_on_their_own_rows_and_the_checkpoint_restores_into_the
     code = train_main(["-p", "preset-cartpole-ddqnbcq-env", "-crd", str(tmp_path / "run" / "checkpoint"), "--evaluate", "300",
                        "-ep", str(tmp_path / "eval"), "--progress", "lines"])
     assert code == 0
-    assert "## agent: Finished evaluation phase." in capsys.readouterr().out
-    evaluation = pd.read_csv(tmp_path / "eval" / CSV)["Evaluation Reward"]  # one row per evaluation episode
-    assert len(evaluation) >= 1 and evaluation.notna().all()
+    out = capsys.readouterr().out
+    assert "## agent: Finished evaluation phase." in out
+    evaluation = pd.read_csv(tmp_path / "eval" / CSV)  # one row per evaluation episode
+    assert len(evaluation) >= 1 and evaluation["Evaluation Reward"].notna().all()
+    # an evaluate-only run counts its own steps (it said Steps=0 when the agent had never acted in an environment)
+    steps = [int(line.split("Steps=")[1].split(",")[0]) for line in out.splitlines() if line.startswith("Testing>")]
+    assert steps[0] >= evaluation["Episode Length"].iloc[0] and steps == sorted(steps) and steps[-1] >= 300
+    assert evaluation["Total steps"].tolist() == steps
 
 
 def test_a_resumed_run_continues_the_epochs_and_the_csv(tmp_path, dataset):
