@@ -16,7 +16,7 @@ import numpy as np
 import yaml
 
 from rlframe.core_types import EnvironmentEpisodes, EnvironmentSteps, RunPhase, StepMethod, Time, TrainingSteps
-from rlframe.errors import CheckpointError, ParameterValueError, RlframeError, StorageError
+from rlframe.errors import CheckpointError, ParameterValueError
 from rlframe.outputs.atomic import atomic_write_text
 from rlframe.overrides import Hyperparameters
 from rlframe.outputs.checkpoints import (

@@ -10,7 +10,7 @@ from typing import Any, Callable, NamedTuple
 
 import mxnet as mx
 import numpy as np
-from mxnet import autograd, gluon, nd
+from mxnet import gluon, nd
 
 from rlframe.networks.optimizer import Optimizer
 from rlframe.networks.parameters import NetworkParameters

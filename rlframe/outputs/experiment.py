@@ -27,10 +27,13 @@ RESULTS = ("worker_*.csv", "checkpoint/*", "gifs/*", "generated_dataset.npz", "e
 
 
 def results_in(folder: str) -> list[str]:
-    """The results of an earlier run in ``folder`` (relative paths; empty when there are none)."""
-    found: list[str] = []
+    """The entries of ``folder`` that hold an earlier run's results (``checkpoint/``, ``worker_0...csv``; empty
+    when there are none)."""
+    found: set[str] = set()
     for pattern in RESULTS:
-        found += [os.path.relpath(p, folder) for p in glob.glob(os.path.join(folder, pattern))]
+        for path in glob.glob(os.path.join(glob.escape(folder), pattern)):
+            top = os.path.relpath(path, folder).split(os.sep)[0]
+            found.add(top + "/" if os.path.isdir(os.path.join(folder, top)) else top)
     return sorted(found)
 
 
