@@ -47,16 +47,13 @@ def _batch_args(experiment: Path, dataset: Path, epochs: int, *extra: str) -> li
             "--dataset", str(dataset), "-cp", "reward_model_num_epochs=2", "--improve_steps", str(epochs), *extra]
 
 
-def test_batch_rl_never_holds_more_than_k_checkpoints_plus_the_one_being_written_and_the_best(dataset, tmp_path, capsys):
-    keep, epochs = 3, 20
-    experiment = tmp_path / "exp"
-    checkpoint = experiment / "checkpoint"
+def _watch(command: list[str], checkpoint: Path, out_path: Path) -> tuple[int, int, int, list]:
+    """Run ``command`` and look at ``checkpoint`` thousands of times a second until it ends; returns the number of
+    looks, the most checkpoint names and the most complete checkpoints seen at once, and every look at which
+    ``.coach_checkpoint`` named a checkpoint that was not complete."""
     marker = checkpoint / ".coach_checkpoint"
-    out_path = tmp_path / "run.out"
     with open(out_path, "w") as stdout:
-        process = subprocess.Popen([sys.executable, "-m", "rlframe.cli",
-                                    *_batch_args(experiment, dataset, epochs, "--keep-checkpoints", str(keep))],
-                                   stdout=stdout, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, text=True)
     observations, most_names, most_complete, problems = 0, 0, 0, []
     try:
         while True:
@@ -67,12 +64,8 @@ def test_batch_rl_never_holds_more_than_k_checkpoints_plus_the_one_being_written
                 files = os.listdir(checkpoint)
             except FileNotFoundError:
                 files, latest = [], None
-            names, complete = _names(files), _complete(files)
             observations += 1
-            most_names, most_complete = max(most_names, len(names)), max(most_complete, len(complete))
-            # keep newest + 1 being written (or complete, retention not yet run) + batch RL's protected best
-            if len(names) > keep + 2 or len(complete) > keep + 2:
-                problems.append(sorted(files))
+            most_names, most_complete = max(most_names, len(_names(files))), max(most_complete, len(_complete(files)))
             if latest is not None and f"{latest}.state.json" not in files:
                 problems.append((".coach_checkpoint names a checkpoint that is not there", latest, sorted(files)))
             if not running:
@@ -83,11 +76,34 @@ def test_batch_rl_never_holds_more_than_k_checkpoints_plus_the_one_being_written
         if process.poll() is None:
             process.kill()
             process.wait()
-    out = out_path.read_text()
     assert process.returncode == 0, err
-    assert not problems, problems[:3]
     assert observations >= 1000, f"only {observations} observations of the checkpoint directory"
+    return observations, most_names, most_complete, problems
+
+
+def test_a_run_never_holds_more_than_k_checkpoints_plus_the_one_being_written(tmp_path):
+    keep = 3
+    experiment = tmp_path / "exp"
+    _, most_names, most_complete, problems = _watch(
+        [sys.executable, "-m", "rlframe.cli", "-p", "preset-cartpole-dqn", "--seed", "0", "-ep", str(experiment),
+         "-s", "0.05", "--keep-checkpoints", str(keep), "-cp", DQN_SCHEDULE + ";improve_steps=TrainingSteps(1500)"],
+        experiment / "checkpoint", tmp_path / "run.out")
+    assert not problems, problems[:3]
+    assert keep <= most_names <= keep + 1 and most_complete <= keep + 1  # the newest K, and one being written
+    assert len(_complete(os.listdir(experiment / "checkpoint"))) == keep
+
+
+def test_batch_rl_never_holds_more_than_k_checkpoints_plus_the_one_being_written_and_the_best(dataset, tmp_path, capsys):
+    keep, epochs = 3, 20
+    experiment = tmp_path / "exp"
+    checkpoint = experiment / "checkpoint"
+    out_path = tmp_path / "run.out"
+    _, most_names, most_complete, problems = _watch(
+        [sys.executable, "-m", "rlframe.cli", *_batch_args(experiment, dataset, epochs, "--keep-checkpoints", str(keep))],
+        checkpoint, out_path)
+    assert not problems, problems[:3]
     assert most_names >= keep
+    out = out_path.read_text()
 
     files = os.listdir(checkpoint)
     final = (checkpoint / ".coach_checkpoint").read_text().strip()

@@ -282,9 +282,11 @@ class BigObservations(gym.Env):
         return np.zeros(4000, np.float32), 1.0, self.t >= 10, False, {}
 '''
 
+BIG_SCHEDULE = "heatup_steps=EnvironmentSteps(3000);steps_between_evaluation_periods=EnvironmentEpisodes(2);" \
+               "evaluation_steps=EnvironmentEpisodes(1)"
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_second_signal_during_the_final_save_exits_at_once_and_keeps_the_previous_checkpoint(tmp_path, capsys, signum):
+
+def _big_preset(tmp_path: Path) -> list[str]:
     (tmp_path / "big_env.py").write_text(BIG_ENV)
     (tmp_path / "big.py").write_text(
         "from rlframe.presets import load_preset\n"
@@ -292,19 +294,36 @@ def test_a_second_signal_during_the_final_save_exits_at_once_and_keeps_the_previ
         "graph_manager.env_params.level = 'big_env:BigObservations'\n"
         "graph_manager.visualization_parameters.dump_gifs = False\n"
     )
+    return ["-p", str(tmp_path / "big.py"), "--seed", "0"]
+
+
+def test_a_signal_while_a_checkpoint_is_written_lets_it_finish_then_writes_the_final_one(tmp_path):
+    preset = _big_preset(tmp_path)
     experiment = tmp_path / "exp"
     checkpoints = experiment / "checkpoint"
-    run = Run(["-p", str(tmp_path / "big.py"), "--seed", "0", "-ep", str(experiment), "-s", "1000000",
-               "-cp", "heatup_steps=EnvironmentSteps(3000);steps_between_evaluation_periods=EnvironmentEpisodes(2);"
-               "evaluation_steps=EnvironmentEpisodes(1)"], tmp_path)
+    run = Run([*preset, "-ep", str(experiment), "-s", "1", "-cp", BIG_SCHEDULE], tmp_path)
+    run.wait_for(lambda: run.count("Training>") >= 1, "a Training> line")
+    run.wait_for(lambda: any(checkpoints.glob(".tmp-*")), "a periodic checkpoint being written")
+    elapsed = run.stop(signal.SIGTERM)
+    name, _ = _check_stopped(run, signal.SIGTERM, elapsed, checkpoints)
+    saved = [line.split("/")[-1].split(".ckpt")[0] + ".ckpt" for line in run.lines if line.startswith("Checkpoint> Saving")]
+    assert len(saved) >= 2 and saved[-1] == name  # the save under way completed, then the final one was written
+    assert sorted(p.name for p in checkpoints.glob("*.state.json")) == sorted(f"{n}.state.json" for n in saved[-5:])
+    assert not list(checkpoints.glob(".tmp-*"))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_second_signal_during_the_final_save_exits_at_once_and_keeps_the_previous_checkpoint(tmp_path, capsys, signum):
+    preset = _big_preset(tmp_path)
+    experiment = tmp_path / "exp"
+    checkpoints = experiment / "checkpoint"
+    run = Run([*preset, "-ep", str(experiment), "-cp", BIG_SCHEDULE], tmp_path)
     # a first run, stopped, writes the checkpoint the interrupted save must not replace
     run.wait_for(lambda: run.count("Training>") >= 1, "a Training> line")
     first_elapsed = run.stop(signal.SIGTERM)
     first, _ = _check_stopped(run, signal.SIGTERM, first_elapsed, checkpoints)
 
-    run = Run(["-p", str(tmp_path / "big.py"), "--seed", "0", "-crd", str(checkpoints), "-cp",
-               "heatup_steps=EnvironmentSteps(3000);steps_between_evaluation_periods=EnvironmentEpisodes(2);"
-               "evaluation_steps=EnvironmentEpisodes(1)"], tmp_path)
+    run = Run([*preset, "-crd", str(checkpoints), "-cp", BIG_SCHEDULE], tmp_path)
     run.wait_for(lambda: run.count("Training>") >= 1, "a Training> line after resuming")
     run.process.send_signal(signum)
     # the final save has begun once a temporary file of it appears; the memory file alone takes far longer
@@ -316,7 +335,7 @@ def test_a_second_signal_during_the_final_save_exits_at_once_and_keeps_the_previ
     assert "Traceback" not in "\n".join(run.lines + run.err)
     assert (checkpoints / ".coach_checkpoint").read_text().strip() == first  # the interrupted save never became current
     capsys.readouterr()
-    assert train_main(["-p", str(tmp_path / "big.py"), "-crd", str(checkpoints), "--evaluate", "10",
+    assert train_main([*preset, "-crd", str(checkpoints), "--evaluate", "10",
                        "-ep", str(tmp_path / "eval"), "--progress", "lines"]) == 0
     assert f"Checkpoint> Restored {first}" in capsys.readouterr().out
 
