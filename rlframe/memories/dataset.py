@@ -27,7 +27,7 @@ import pandas as pd
 
 from rlframe.errors import ParameterValueError, RlframeError
 from rlframe.memories.experience_replay import TransitionBatch
-from rlframe.outputs.atomic import atomic_path
+from rlframe.outputs.atomic import atomic_write_npz
 from rlframe.parameters import Parameters
 from rlframe.spaces import DiscreteActionSpace, SpacesDefinition
 
@@ -145,9 +145,7 @@ class TransitionLog:
 
 def save_dataset(data: TransitionDataset, path: str) -> None:
     """Write ``data``'s arrays to ``path`` (.npz) atomically."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **{f.name: getattr(data, f.name) for f in fields(TransitionDataset)})
+    atomic_write_npz(path, {f.name: getattr(data, f.name) for f in fields(TransitionDataset)})
 
 
 def load_dataset(path: str) -> TransitionDataset:

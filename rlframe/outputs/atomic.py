@@ -8,7 +8,10 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import zipfile
 from typing import Iterator
+
+import numpy as np
 
 from rlframe.errors import StorageError, describe_os_error
 
@@ -79,3 +82,14 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
             handle.write(data)
+
+
+def atomic_write_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
+    """Replace ``path`` with an ``.npz`` of ``arrays`` (what ``np.savez`` writes, no pickles), closing the archive
+    even when a write fails: ``np.savez`` leaves it open, and its ``__del__`` later prints a traceback over the
+    one-line error of a full disk."""
+    with atomic_path(path) as tmp:
+        with zipfile.ZipFile(tmp, "w", allowZip64=True) as archive:
+            for key, value in arrays.items():
+                with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)

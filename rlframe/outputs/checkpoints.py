@@ -29,7 +29,7 @@ from typing import Any, Callable
 import numpy as np
 
 from rlframe.errors import CheckpointError, StorageError, describe_os_error
-from rlframe.outputs.atomic import TEMPORARY_PREFIX, atomic_path, atomic_write_text
+from rlframe.outputs.atomic import TEMPORARY_PREFIX, atomic_write_npz, atomic_write_text
 
 STATE_FILE = ".coach_checkpoint"
 AGENT_PREFIX = "main_level.agent"
@@ -94,16 +94,6 @@ def library_error_text(exc: BaseException) -> str:
     return text.removeprefix(f"{type(exc).__name__}: ")
 
 
-def save_arrays(path: str, arrays: dict[str, np.ndarray]) -> None:
-    """An ``.npz`` (what ``np.savez`` writes), with the archive closed even when a write fails: ``np.savez``
-    leaves it open, and its ``__del__`` later prints a traceback over the one-line error of a full disk."""
-    with atomic_path(path) as tmp:
-        with zipfile.ZipFile(tmp, "w", allowZip64=True) as archive:
-            for key, value in arrays.items():
-                with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
-                    np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
-
-
 def load_arrays(path: str) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -159,9 +149,9 @@ class CheckpointWriter:
         files = CheckpointFiles(self.directory, self.next_name(train_env_steps))
         try:
             network_files(files.prefix)
-            save_arrays(files.arrays, arrays)
+            atomic_write_npz(files.arrays, arrays)
             if memory is not None:
-                save_arrays(files.memory, memory)
+                atomic_write_npz(files.memory, memory)
             manifest = {os.path.basename(p): {"bytes": os.path.getsize(p), "sha256": _sha256(p)} for p in sorted(files.paths())}
             atomic_write_text(files.state_json, json.dumps({**state, MANIFEST: manifest}, indent=1))
             atomic_write_text(os.path.join(self.directory, STATE_FILE), files.name + "\n")
