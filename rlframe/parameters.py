@@ -369,6 +369,9 @@ class TaskParameters(Parameters):
     :param checkpoint_restore_dir: a checkpoint directory to restore from (its ``.coach_checkpoint``).
     :param checkpoint_restore_path: Coach's newer name for the same thing.
     :param checkpoint_save_dir: where checkpoints go (default ``<experiment_path>/checkpoint``).
+    :param checkpoint_sync_dir: a second directory that receives a copy of each complete checkpoint, with the
+        same retention (SageMaker's managed ``/opt/ml/checkpoints/<host>``, synced to S3 and restored on a spot
+        restart); None: no copy.
     :param restore_memory: also restore the replay memory saved with the checkpoint (resuming). A checkpoint
         whose memory file is missing is an error unless this is False.
     :param num_checkpoints_to_keep: how many of the newest checkpoints stay in the checkpoint directory
@@ -392,6 +395,7 @@ class TaskParameters(Parameters):
         checkpoint_restore_dir: str | None = None,
         checkpoint_restore_path: str | None = None,
         checkpoint_save_dir: str | None = None,
+        checkpoint_sync_dir: str | None = None,
         restore_memory: bool = True,
         num_checkpoints_to_keep: int = 5,
         start_over: bool = False,
@@ -408,6 +412,7 @@ class TaskParameters(Parameters):
         self.checkpoint_restore_dir = checkpoint_restore_dir
         self.checkpoint_restore_path = checkpoint_restore_path
         self.checkpoint_save_dir = checkpoint_save_dir
+        self.checkpoint_sync_dir = checkpoint_sync_dir
         self.restore_memory = restore_memory
         self.num_checkpoints_to_keep = num_checkpoints_to_keep
         self.start_over = start_over

@@ -107,7 +107,7 @@ class BasicRLGraphManager(GraphManager):
         """Build environments and agent, lock the experiment folder and open the outputs; restore a checkpoint
         when the task names one. ``stop``: the stop request the loop reads (``run`` passes its own)."""
         self.task_parameters = task = task_parameters
-        self._stop_signals = stop or StopSignals()
+        self._stop_signals = stop or StopSignals.current()
         self._last_checkpoint: CheckpointFiles | None = None  # a run that fails before its outputs are open names none
         self.check_task(task)
         self._check_schedule()
@@ -192,8 +192,7 @@ class BasicRLGraphManager(GraphManager):
         self._best_gif_reward = {k: float(v) for k, v in graph["best_gif_reward"].items()}
         self._period_start = graph.get("period_start")
         self._evaluation_pending = bool(graph.get("evaluation_pending", False))
-        if self._csv is not None:
-            self._csv.resume(self._progress.episodes)
+        self._resume_csv(self._progress.episodes)
 
     def _checkpoint_state(self) -> dict[str, Any]:
         return {"graph": {
@@ -230,7 +229,7 @@ class BasicRLGraphManager(GraphManager):
                 else:
                     self.improve(until)
                 if stop.signum is not None:
-                    self._screen.line(self._stopped_line(stop.signum))
+                    self._screen.line(self.stopped_line(stop.signum))
                 failed = False
             except StorageError as exc:
                 raise self._note_failure(StorageError(f"{exc} The run stopped; {self.last_checkpoint_text()}.")) from exc
@@ -239,10 +238,11 @@ class BasicRLGraphManager(GraphManager):
             finally:
                 self.close(failed)
         if stop.signum is not None:
-            raise RunStopped(stop.signum, self._stopped_line(stop.signum))
+            raise RunStopped(stop.signum, self.stopped_line(stop.signum))
         return self._progress
 
-    def _stopped_line(self, signum: int) -> str:
+    def stopped_line(self, signum: int) -> str:
+        """The line a run stopped by ``signum`` ends with: what was finished and kept."""
         if self._task.evaluate_only is not None:
             done = self._counters.get(RunPhase.TEST, EnvironmentEpisodes)
             return f"Stopped by {signal_name(signum)} after {done} evaluation episodes; the CSV is written."

@@ -165,8 +165,7 @@ class BatchRLGraphManager(BasicRLGraphManager):
         self._evaluations = int(graph["evaluations"])
         self._rng.bit_generator.state = graph["rng"]
         self._best = graph.get("best_checkpoint")
-        if self._csv is not None:
-            self._csv.resume(self._epoch)
+        self._resume_csv(self._epoch)
 
     def _checkpoint_state(self) -> dict[str, Any]:
         return {"graph": {

@@ -192,6 +192,8 @@ class GraphManager(Parameters):
         )
         self._checkpoint_dir = task.checkpoint_save_dir or os.path.join(self._experiment_path, "checkpoint")
         self._checkpoints: CheckpointWriter | None = None
+        #: the writer of ``task.checkpoint_sync_dir``, made with the first checkpoint
+        self._sync: CheckpointWriter | None = None
         self._last_checkpoint_time = time.time()
         self._start_time = time.time()
         self._wall_clock_offset = 0.0
@@ -260,7 +262,11 @@ class GraphManager(Parameters):
             for net in agent.networks.values():
                 net.save(prefix)
 
-        files = writer.save(self._train_env_steps(), write_networks, arrays, agent.memory_state(), state)
+        csv = self._csv_path if self._csv is not None else None
+        files = writer.save(self._train_env_steps(), write_networks, arrays, agent.memory_state(), state, csv)
+        if self._sync is not None:
+            self._sync.protected = writer.protected
+            self._sync.copy(files)
         self._last_checkpoint_time = time.time()
         self._last_checkpoint = files
         self._screen.line(f"Checkpoint> Saving in path=['{files.prefix}']")
@@ -268,9 +274,20 @@ class GraphManager(Parameters):
 
     def _checkpoint_writer(self) -> CheckpointWriter:
         if self._checkpoints is None:
-            self._checkpoints = CheckpointWriter(self._checkpoint_dir, self._first_checkpoint_id,
-                                                 self._task.num_checkpoints_to_keep)
+            keep = self._task.num_checkpoints_to_keep
+            sync_dir = self._task.checkpoint_sync_dir
+            if sync_dir and os.path.realpath(sync_dir) != os.path.realpath(self._checkpoint_dir):
+                self._sync = CheckpointWriter(sync_dir, keep=keep)
+            # Ids continue after the newest checkpoint of either directory, so a copy never replaces one.
+            first_id = max(self._first_checkpoint_id, self._sync.next_id if self._sync is not None else 0)
+            self._checkpoints = CheckpointWriter(self._checkpoint_dir, first_id, keep)
         return self._checkpoints
+
+    def _resume_csv(self, last_index: int) -> None:
+        """Continue the CSV up to ``last_index`` after a restore: the experiment folder's own CSV, or, where the
+        folder has none (a spot restart on a fresh machine), the copy saved with the restored checkpoint."""
+        if self._csv is not None:
+            self._csv.resume(last_index, self._last_checkpoint.csv if self._last_checkpoint is not None else None)
 
     def next_checkpoint_name(self) -> str:
         """The name the next :meth:`save_checkpoint` gives its checkpoint."""

@@ -5,6 +5,8 @@ A checkpoint named ``<id>_Step-<train env steps>.ckpt`` is a set of files sharin
 - ``<prefix>.main_level.agent.<network>.online`` / ``.target``: Gluon parameter files (Coach's MXNet names);
 - ``<prefix>.main_level.agent.state.npz``: optimiser moments, filter statistics (arrays);
 - ``<prefix>.main_level.agent.memory.npz``: the replay memory (kept for the newest checkpoint only);
+- ``<name>.csv``: a copy of the run's CSV as it was when the checkpoint was written, so a run resumed where
+  the experiment folder is gone (a spot restart on a fresh machine) continues it;
 - ``<prefix>.state.json``: counters, schedule positions, random-generator states, and the size and
   SHA-256 of every other file of the checkpoint, so a truncated, damaged or missing file is named on restore.
 
@@ -13,6 +15,9 @@ kill or a full disk interrupted is never picked up; a failed save removes what i
 removes what an interrupted one left (files of a checkpoint without its state file). Only the newest ``keep`` checkpoints (and any the caller protects)
 are kept, an older one being deleted only once a newer one is complete. Nothing is unpickled: arrays load
 with ``allow_pickle=False``.
+
+A second directory can mirror the first (SageMaker's managed ``/opt/ml/checkpoints``): :meth:`CheckpointWriter.copy`
+copies a complete checkpoint into it in the same order (state file, then marker, last), with the same retention.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import zipfile
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -29,7 +35,7 @@ from typing import Any, Callable
 import numpy as np
 
 from rlframe.errors import CheckpointError, StorageError, describe_os_error
-from rlframe.outputs.atomic import TEMPORARY_PREFIX, atomic_write_npz, atomic_write_text
+from rlframe.outputs.atomic import TEMPORARY_PREFIX, atomic_path, atomic_write_npz, atomic_write_text
 
 STATE_FILE = ".coach_checkpoint"
 AGENT_PREFIX = "main_level.agent"
@@ -37,7 +43,8 @@ MANIFEST = "files"
 _NAME = re.compile(r"\A(?P<id>[0-9]+)_Step-(?P<steps>[0-9]+)\.ckpt\Z")
 _FILE = re.compile(r"\A(?P<name>[0-9]+_Step-[0-9]+\.ckpt)\.")
 _WHAT = {"memory.npz": "the replay memory", "state.npz": "the optimizer and filter state",
-         "online": "network parameters", "target": "target-network parameters"}
+         "online": "network parameters", "target": "target-network parameters",
+         ".csv": "the copy of the run's CSV"}
 
 
 @dataclass
@@ -58,6 +65,11 @@ class CheckpointFiles:
     @property
     def memory(self) -> str:
         return f"{self.prefix}.memory.npz"
+
+    @property
+    def csv(self) -> str:
+        """The copy of the run's CSV up to this checkpoint."""
+        return os.path.join(self.directory, f"{self.name}.csv")
 
     @property
     def state_json(self) -> str:
@@ -110,6 +122,12 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+def _copy_file(source: str, target: str) -> None:
+    """Copy ``source`` to ``target`` atomically (the target is whole or absent)."""
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
+
+
 def _remove(paths: list[str]) -> None:
     for path in paths:
         with contextlib.suppress(OSError):
@@ -144,14 +162,17 @@ class CheckpointWriter:
         return f"{self.next_id}_Step-{train_env_steps}.ckpt"
 
     def save(self, train_env_steps: int, network_files: Callable[[str], Any], arrays: dict[str, np.ndarray],
-             memory: dict[str, np.ndarray] | None, state: dict[str, Any]) -> CheckpointFiles:
-        """Write one checkpoint. ``network_files(prefix)`` writes the network files for a prefix."""
+             memory: dict[str, np.ndarray] | None, state: dict[str, Any], csv: str | None = None) -> CheckpointFiles:
+        """Write one checkpoint. ``network_files(prefix)`` writes the network files for a prefix; ``csv``, when
+        given, is the run's CSV file, copied into the checkpoint."""
         files = CheckpointFiles(self.directory, self.next_name(train_env_steps))
         try:
             network_files(files.prefix)
             atomic_write_npz(files.arrays, arrays)
             if memory is not None:
                 atomic_write_npz(files.memory, memory)
+            if csv is not None:
+                _copy_file(csv, files.csv)
             manifest = {os.path.basename(p): {"bytes": os.path.getsize(p), "sha256": _sha256(p)} for p in sorted(files.paths())}
             atomic_write_text(files.state_json, json.dumps({**state, MANIFEST: manifest}, indent=1))
             atomic_write_text(os.path.join(self.directory, STATE_FILE), files.name + "\n")
@@ -159,6 +180,23 @@ class CheckpointWriter:
             _remove(files.paths())  # a checkpoint nothing names is of no use, and on a full disk its space is needed
             raise
         self.next_id += 1
+        self._remove_old(files)
+        return files
+
+    def copy(self, source: CheckpointFiles) -> CheckpointFiles:
+        """Copy the complete checkpoint ``source`` (of another directory) into this one under the same name:
+        every file atomically, its state file after the others and the marker last, so a copy that is
+        interrupted is never picked up (and is removed by the next writer); then apply retention here."""
+        files = CheckpointFiles(self.directory, source.name)
+        state_name = os.path.basename(source.state_json)
+        try:
+            for path in sorted(source.paths(), key=lambda p: os.path.basename(p) == state_name):
+                _copy_file(path, os.path.join(self.directory, os.path.basename(path)))
+            atomic_write_text(os.path.join(self.directory, STATE_FILE), files.name + "\n")
+        except Exception:
+            _remove(files.paths())
+            raise
+        self.next_id = max(self.next_id, source.checkpoint_id + 1)
         self._remove_old(files)
         return files
 

@@ -65,22 +65,30 @@ class CsvLogger:
         self._unwritten = True  # the file lacks some of the lines (or does not exist yet)
         self._last_flush = time.monotonic()
 
-    def resume(self, last_index: int) -> None:
-        """Keep the rows of an existing file up to ``last_index`` (inclusive); drop the rest."""
-        if not os.path.exists(self.path):
-            return
+    def resume(self, last_index: int, checkpoint_copy: str | None = None) -> None:
+        """Keep the rows of an existing file up to ``last_index`` (inclusive); drop the rest.
+
+        When the file does not exist (the run resumes on a machine where its experiment folder is gone, as on a
+        spot restart) and ``checkpoint_copy`` (the CSV saved with the checkpoint) does, its rows up to
+        ``last_index`` start the file instead.
+        """
+        source = self.path
+        if not os.path.exists(source):
+            if checkpoint_copy is None or not os.path.exists(checkpoint_copy):
+                return
+            source = checkpoint_copy
         try:
-            existing = pd.read_csv(self.path)
+            existing = pd.read_csv(source)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise CheckpointError(f"Cannot resume the CSV {self.path}: it is not readable ({exc}). Move it away to start a new one.") from exc
+            raise CheckpointError(f"Cannot resume the CSV {source}: it is not readable ({exc}). Move it away to start a new one.") from exc
         if list(existing.columns) != self.columns:
             raise CheckpointError(
-                f"Cannot resume the CSV {self.path}: its columns differ from this run's (was it written by another "
+                f"Cannot resume the CSV {source}: its columns differ from this run's (was it written by another "
                 "preset?). Pass --experiment-path to write to a new directory."
             )
         kept = existing[existing[self.index] <= last_index]
         self._lines = [kept.to_csv(index=False, header=False)] if len(kept) else []
-        self._unwritten = len(kept) < len(existing)
+        self._unwritten = source != self.path or len(kept) < len(existing)
         self.flush()
 
     def add_row(self, values: dict[str, Any]) -> None:

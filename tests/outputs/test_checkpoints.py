@@ -1,12 +1,17 @@
 """Damaged or missing checkpoint files get a one-line error naming the file and what is wrong; the CSV logger
-resumes without duplicates."""
+resumes without duplicates; a sync folder mirrors every checkpoint, and a run resumed from it in a new experiment
+folder continues the CSV saved with the checkpoint."""
+import filecmp
 import json
+import os
+import re
 import shutil
 
 import pandas as pd
 import pytest
 
-from rlframe.cli import train_main
+from rlframe.cli import prepare, train_main
+from rlframe.outputs.checkpoints import checkpoint_id
 from rlframe.outputs.csv_logger import CsvLogger
 
 SHORT = "improve_steps=TrainingSteps(150);heatup_steps=EnvironmentSteps(50);evaluation_steps=EnvironmentEpisodes(0)"
@@ -51,6 +56,7 @@ def _flip_middle_byte(path):
     (".main_level.agent.memory.npz", _flip_middle_byte, "(the replay memory) is damaged"),
     (".main_level.agent.main.online", lambda p: p.unlink(), "(network parameters) is missing"),
     (".state.json", lambda p: p.write_bytes(b"{not json"), "is corrupt"),
+    (".csv", _truncate, "(the copy of the run's CSV) is 100 bytes"),
 ])
 def test_a_damaged_or_missing_checkpoint_file_is_named(checkpoint, tmp_path, capsys, suffix, damage, message):
     copy, name = _damage_copy(checkpoint, tmp_path)
@@ -121,3 +127,51 @@ def test_csv_rows_are_written_as_given_and_flushes_are_throttled(tmp_path, monke
     rows = [dict(zip(lines[0].split(","), line.split(","))) for line in lines[1:]]
     assert [(r["Episode #"], r["In Heatup"], r["Training Reward"], r["Loss/Mean"]) for r in rows] == [
         ("1", "1", "12.5", ""), ("2", "0", "", "0.25")]
+
+
+def test_a_checkpoint_carries_the_csv_up_to_itself(checkpoint):
+    name = (checkpoint / ".coach_checkpoint").read_text().strip()
+    state = json.loads((checkpoint / f"{name}.state.json").read_text())
+    assert f"{name}.csv" in state["files"]
+    assert (checkpoint / f"{name}.csv").read_text() == (checkpoint.parent / CSV_NAME).read_text()
+
+
+def _sync_run(experiment, sync, improve_steps, *extra):
+    """A DQN run whose checkpoints are also copied into ``sync`` (SageMaker's managed checkpoint folder)."""
+    graph_manager, task, _ = prepare(["-p", "preset-cartpole-dqn", "--seed", "0", "-ep", str(experiment), "-s", "0.05",
+                                      "--keep-checkpoints", "2", "-cp", f"{SHORT};improve_steps=TrainingSteps({improve_steps})",
+                                      *extra])
+    task.checkpoint_sync_dir = str(sync)
+    graph_manager.run(task)
+    return graph_manager
+
+
+def _checkpoint_files(directory):
+    return sorted(f for f in os.listdir(directory) if not f.startswith(".tmp-"))
+
+
+def test_the_sync_folder_mirrors_each_checkpoint_and_a_run_on_a_fresh_machine_continues_from_it(tmp_path, capsys):
+    sync = tmp_path / "checkpoints" / "algo-1"
+    _sync_run(tmp_path / "first", sync, 300)
+    saved = re.findall(r"^Checkpoint> Saving in path=\['.*/([^/]+\.ckpt)\.main_level\.agent'\]$", capsys.readouterr().out,
+                       re.MULTILINE)
+    assert len(saved) >= 3, "retention was not exercised"
+    # The same files (same names, same bytes), the same retention, the marker naming the newest.
+    assert _checkpoint_files(sync) == _checkpoint_files(tmp_path / "first" / "checkpoint")
+    assert (sync / ".coach_checkpoint").read_text().strip() == saved[-1]
+    assert len([f for f in os.listdir(sync) if f.endswith(".state.json")]) == 2
+    for name in os.listdir(sync):
+        assert filecmp.cmp(sync / name, tmp_path / "first" / "checkpoint" / name, shallow=False), name
+    first = pd.read_csv(tmp_path / "first" / CSV_NAME)
+
+    # A spot restart: a new experiment folder (no CSV), restored from the synced folder.
+    _sync_run(tmp_path / "second", sync, 450, "-crd", str(sync))
+    out = capsys.readouterr().out
+    assert f"Checkpoint> Restored {saved[-1]} from {sync}" in out
+    second = pd.read_csv(tmp_path / "second" / CSV_NAME)
+    pd.testing.assert_frame_equal(second.iloc[:len(first)], first, check_dtype=False)  # the first run's rows
+    episodes = second[second["Evaluation Reward"].isna()]["Episode #"].tolist()
+    assert episodes == list(range(1, len(episodes) + 1)) and len(episodes) > len(first), "no episode twice or missing"
+    latest = (sync / ".coach_checkpoint").read_text().strip()
+    assert checkpoint_id(latest) > checkpoint_id(saved[-1]) and latest == (tmp_path / "second" / "checkpoint" / ".coach_checkpoint").read_text().strip()
+    assert _checkpoint_files(sync) == _checkpoint_files(tmp_path / "second" / "checkpoint")
