@@ -1,0 +1,337 @@
+"""``rlframe-sagemaker train | serve``: the training image's exec-form ENTRYPOINT (contracts §1).
+
+``train`` does what SageMaker's training toolkit does for a script-mode job, with rlframe's launcher in place of
+a framework:
+
+- reads ``/opt/ml/input/config`` (:mod:`.environment`) and makes the output folders;
+- with an entry script (``SAGEMAKER_PROGRAM`` or the ``sagemaker_program`` hyperparameter, in ``/opt/ml/code``):
+  installs ``requirements.txt`` when there is one, then runs ``python <script> --key value ...``; without one,
+  runs rlframe's launcher on the ``RLCOACH_PRESET`` hyperparameter the same way. The child runs in
+  ``/opt/ml/code``, with that folder on ``PYTHONPATH``, the ``SM_*`` variables, ``COACH_BACKEND=mxnet`` and
+  ``PYTHONUNBUFFERED=1``; its output is passed through unchanged (SageMaker's metric regexes read it);
+- exits 0 after writing an empty ``/opt/ml/output/success``, or non-zero after writing ``/opt/ml/output/failure``
+  with the one-line reason first (unless the user's code wrote that file itself); no traceback unless
+  ``RLFRAME_TRACEBACK=1`` (which the launcher in the child reads as well).
+
+SIGTERM (SageMaker's stop, a spot interruption) and SIGINT are forwarded to the child, which finishes its step
+and writes a final checkpoint; a child still running ``RLFRAME_STOP_GRACE_SECONDS`` (default 100) after the
+first signal is killed, inside SageMaker's 120 s grace. The child has its own process group, so a Ctrl-C at a
+terminal reaches it once (through this process), and dies with this process (as a container's processes do).
+
+Nothing depends on being called with ``train``: with no argument it trains too (a ``ContainerEntrypoint``
+override without arguments). ``serve`` fails with a clear message until the serving issue lands.
+"""
+from __future__ import annotations
+
+import collections
+import ctypes
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Callable, Sequence
+
+from rlframe.errors import RlframeError
+from rlframe.integrations.sagemaker.environment import TrainingEnvironment, arg_value, read_environment, to_cmd_args
+from rlframe.integrations.sagemaker.paths import BASE_DIR_VARIABLE, SageMakerPaths
+from rlframe.outputs.atomic import atomic_write_text, storage_error
+
+USAGE = "usage: rlframe-sagemaker [train | serve]  (SageMaker runs the image with 'train' or 'serve')"
+LAUNCHER_MODULE = "rlframe.integrations.sagemaker.launcher"
+PRESET_HYPERPARAMETER = "RLCOACH_PRESET"
+#: the one switch for tracebacks, here and in the launcher the child runs
+DEBUG_VARIABLE = "RLFRAME_TRACEBACK"
+GRACE_VARIABLE = "RLFRAME_STOP_GRACE_SECONDS"
+#: seconds between the first stop signal and killing the child: SageMaker kills the container at 120 s
+DEFAULT_GRACE_SECONDS = 100.0
+#: stderr lines kept to find the failure reason and to show at the end of the failure file
+STDERR_TAIL_LINES = 20
+_PR_SET_PDEATHSIG = 1
+
+
+class JobError(RlframeError):
+    """A training job that cannot start as configured (no entry script or preset, a script that is not there)."""
+
+
+class StepFailed(Exception):
+    """A child process (pip, the training script) that ended with a non-zero status.
+
+    :param reason: the one line that says why (first line of the failure file).
+    :param exit_code: the status this entrypoint exits with.
+    :param details: further lines for the failure file.
+    """
+
+    def __init__(self, reason: str, exit_code: int, details: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.exit_code = exit_code
+        self.details = details
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``rlframe-sagemaker``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args in ([], ["train"]):
+        return train(SageMakerPaths.from_env())
+    if args == ["serve"]:
+        print("error: this image cannot serve models yet: serving arrives with rlframe's export/serving issue. "
+              "Deploy the trained model with another serving image for now.", file=sys.stderr)
+        return 2
+    print(USAGE, file=sys.stderr)
+    return 2
+
+
+def train(paths: SageMakerPaths) -> int:
+    """Run the training job whose ``/opt/ml`` tree is ``paths``; returns the exit status."""
+    with StopForwarding() as stop:
+        try:
+            command = _prepare(paths, stop)
+            _run_step(command.argv, command.env, paths.code, stop, _reason_from_stderr)
+        except StepFailed as exc:
+            return _fail(paths, exc.reason, exc.exit_code, exc.details)
+        except RlframeError as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            return _fail(paths, str(exc), exc.exit_code, "")
+        except Exception as exc:  # a bug in rlframe: still a failure file SageMaker can show, and an exit code
+            details = traceback.format_exc()
+            if os.environ.get(DEBUG_VARIABLE) == "1":
+                print(details, file=sys.stderr, end="")
+            reason = f"rlframe-sagemaker failed: {type(exc).__name__}: {exc} (set {DEBUG_VARIABLE}=1 for the traceback)"
+            print(f"error: {reason}", file=sys.stderr, flush=True)
+            return _fail(paths, reason, 1, details if os.environ.get(DEBUG_VARIABLE) == "1" else "")
+    atomic_write_text(str(paths.success_file), "")
+    print(f"Training job succeeded; wrote {paths.success_file}", flush=True)
+    return 0
+
+
+@dataclass(frozen=True)
+class _Command:
+    argv: list[str]
+    env: dict[str, str]
+
+
+def _prepare(paths: SageMakerPaths, stop: "StopForwarding") -> _Command:
+    """Read the job, make its output folders, install its requirements; the command that trains."""
+    job = read_environment(paths)
+    for folder in (paths.model, paths.output_data, paths.intermediate):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise storage_error(str(folder), exc) from exc
+    env = child_environment(job)
+    if job.user_entry_point is None:
+        argv = launcher_command(job)
+    else:
+        argv = script_command(job)
+        if (paths.code / "requirements.txt").is_file():
+            pip = [sys.executable, "-m", "pip", "install", "-r", "requirements.txt"]
+            _run_step(pip, env, paths.code, stop, _pip_reason)
+    return _Command(argv, env)
+
+
+def child_environment(job: TrainingEnvironment) -> dict[str, str]:
+    """The environment of the training script: this process's, the ``SM_*`` variables, and what the MXNet RL
+    images set (``COACH_BACKEND=mxnet``), with ``/opt/ml/code`` first on ``PYTHONPATH``."""
+    env = dict(os.environ)
+    env.update(job.env_vars())
+    python_path = [str(job.paths.code)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env.update({
+        "PYTHONPATH": os.pathsep.join(python_path),
+        "PYTHONUNBUFFERED": "1",
+        "COACH_BACKEND": "mxnet",
+        BASE_DIR_VARIABLE: str(job.paths.base),
+        # exported by the training toolkit as well
+        "CURRENT_HOST": job.current_host,
+        "SAGEMAKER_JOB_NAME": arg_value(job.sagemaker_parameters.get("sagemaker_job_name")),
+        "SAGEMAKER_REGION": arg_value(job.sagemaker_parameters.get("sagemaker_region")),
+    })
+    return env
+
+
+def script_command(job: TrainingEnvironment) -> list[str]:
+    """``python <script> <args>`` (``/bin/sh`` for a ``.sh`` script), run in ``/opt/ml/code``."""
+    entry = job.user_entry_point or ""
+    code = job.paths.code
+    where = f"(SAGEMAKER_PROGRAM / the sagemaker_program hyperparameter) in {code}"
+    if entry.startswith("-") or Path(entry).is_absolute() or ".." in Path(entry).parts:
+        raise JobError(f"Entry script {entry!r} {where} must be a file name inside that folder, such as train-coach.py.")
+    if not (code / entry).is_file():
+        present = sorted(p.name for p in code.glob("*.py")) if code.is_dir() else []
+        listing = f"it holds {', '.join(present)}" if present else "it holds no Python script"
+        raise JobError(
+            f"Entry script {entry!r} {where} is not there ({listing}): give the estimator the source_dir that contains "
+            "it, or name an existing script as entry_point."
+        )
+    if entry.endswith(".py"):
+        return [sys.executable, entry, *job.cmd_args()]
+    if entry.endswith(".sh"):
+        return ["/bin/sh", entry, *job.cmd_args()]
+    raise JobError(f"Entry script {entry!r} {where}: rlframe runs Python (.py) and shell (.sh) entry scripts; "
+                   "name one of those as entry_point.")
+
+
+def launcher_command(job: TrainingEnvironment) -> list[str]:
+    """``python -m <rlframe's launcher> --RLCOACH_PRESET <preset> <the other hyperparameters>``."""
+    hyperparameters = dict(job.hyperparameters)
+    preset = hyperparameters.pop(PRESET_HYPERPARAMETER, None)
+    if preset in (None, ""):
+        raise JobError(
+            f"The job names neither an entry script nor a preset ({job.paths.hyperparameters_file} has no "
+            f"sagemaker_program and no {PRESET_HYPERPARAMETER}): pass entry_point='train-coach.py' to the estimator, "
+            f"or the hyperparameter {PRESET_HYPERPARAMETER} (a preset in the source folder or one rlframe ships)."
+        )
+    return [sys.executable, "-m", LAUNCHER_MODULE, f"--{PRESET_HYPERPARAMETER}", arg_value(preset),
+            *to_cmd_args(hyperparameters)]
+
+
+# ---- running a child ----------------------------------------------------------------------------------------
+class StopForwarding:
+    """While active, SIGTERM and SIGINT are passed on to the current child instead of ending this process.
+
+    The first signal is remembered (:attr:`signum`, :attr:`since`); a child that outlives the grace period after
+    it is killed. Used as a context manager from the main thread; the previous handlers come back on exit.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.since: float | None = None
+        self.child: subprocess.Popen[bytes] | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> "StopForwarding":
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is None:
+            self.signum, self.since = signum, time.monotonic()
+        child = self.child
+        if child is not None and child.poll() is None:
+            child.send_signal(signum)
+
+    @staticmethod
+    def grace_seconds() -> float:
+        try:
+            return float(os.environ.get(GRACE_VARIABLE) or DEFAULT_GRACE_SECONDS)
+        except ValueError:
+            return DEFAULT_GRACE_SECONDS
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: be killed when this process dies (as everything in a container is)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _run_step(argv: list[str], env: dict[str, str], cwd: Path, stop: StopForwarding,
+              reason: Callable[[list[str], int, StopForwarding], str]) -> None:
+    """Run ``argv`` as a child (stdout inherited, stderr passed through line by line and remembered).
+
+    Raises StepFailed with ``reason(stderr_tail, exit_code, stop)`` when it ends with a non-zero status.
+    """
+    if stop.signum is not None:
+        raise StepFailed(f"Stopped by {signal.Signals(stop.signum).name} before the training script started.",
+                         128 + stop.signum, "")
+    print(f"rlframe-sagemaker: running {shlex.join(argv)} in {cwd}", flush=True)
+    preexec = _die_with_parent if sys.platform.startswith("linux") else None
+    child = subprocess.Popen(argv, cwd=cwd, env=env, stderr=subprocess.PIPE, process_group=0, preexec_fn=preexec)
+    stop.child = child
+    tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+    relay = threading.Thread(target=_relay, args=(child, tail), daemon=True)
+    relay.start()
+    try:
+        status = _wait(child, stop)
+    finally:
+        stop.child = None
+    relay.join(timeout=5)
+    if status == 0:
+        return
+    code = 128 - status if status < 0 else status
+    details = f"ExitCode {code}\nCommand \"{shlex.join(argv)}\"\n" + (
+        "Last lines of stderr:\n" + "".join(tail) if tail else "")
+    raise StepFailed(reason(list(tail), code, stop), code, details)
+
+
+def _relay(child: subprocess.Popen[bytes], tail: collections.deque[str]) -> None:
+    """Copy the child's stderr to ours as it comes, keeping the last lines."""
+    assert child.stderr is not None
+    out = sys.stderr.buffer
+    for line in iter(child.stderr.readline, b""):
+        out.write(line)
+        out.flush()
+        tail.append(line.decode("utf-8", "replace"))
+    child.stderr.close()
+
+
+def _wait(child: subprocess.Popen[bytes], stop: StopForwarding) -> int:
+    """The child's status; kills it once the grace period after a stop signal is over."""
+    while True:
+        try:
+            return child.wait(timeout=0.2)
+        except subprocess.TimeoutExpired:
+            pass
+        if stop.since is not None and time.monotonic() - stop.since >= stop.grace_seconds():
+            print(f"rlframe-sagemaker: the training script did not stop within {stop.grace_seconds():g} s of "
+                  f"{signal.Signals(stop.signum or signal.SIGTERM).name}; killing it", file=sys.stderr, flush=True)
+            child.kill()
+            return child.wait()
+
+
+def _reason_from_stderr(tail: list[str], code: int, stop: StopForwarding) -> str:
+    """Why the training script failed, in one line: its last ``error:`` line, else the last line of its last
+    traceback, else how it ended."""
+    lines = [line.rstrip("\n") for line in tail if line.strip()]
+    for line in reversed(lines):
+        if line.startswith("error: "):
+            return line[len("error: "):]
+    if any(line.startswith("Traceback (most recent call last):") for line in lines):
+        for line in reversed(lines):
+            if not line[:1].isspace() and not line.startswith("Traceback"):
+                return line
+    if stop.signum is not None:
+        name = signal.Signals(stop.signum).name
+        if code == 128 + signal.SIGKILL:
+            return f"Stopped by {name}: the training script did not stop within {stop.grace_seconds():g} s and was killed."
+        return f"Stopped by {name} (forwarded to the training script, which exited with code {code})."
+    if code == 128 + signal.SIGKILL:
+        return f"The training script was killed by SIGKILL (exit code {code}), often a sign it ran out of memory."
+    return f"The training script exited with code {code} without an error message on stderr."
+
+
+def _pip_reason(tail: list[str], code: int, stop: StopForwarding) -> str:
+    errors = [line.strip() for line in tail if line.startswith("ERROR:")]
+    said = f": {errors[-1]}" if errors else f" (pip exited with code {code})"
+    return f"Installing the packages of requirements.txt failed{said}. Fix requirements.txt in the source folder."
+
+
+def _fail(paths: SageMakerPaths, reason: str, exit_code: int, details: str) -> int:
+    """Write the failure file (unless the user's code wrote one) and return the exit status."""
+    reason = " ".join(reason.split())  # one line, whatever the message held
+    if paths.failure_file.exists():
+        print(f"Training job failed (exit code {exit_code}); kept the failure file the training script wrote, "
+              f"{paths.failure_file}", file=sys.stderr, flush=True)
+        return exit_code
+    try:
+        atomic_write_text(str(paths.failure_file), f"{reason}\n{details}")
+    except RlframeError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+    print(f"Training job failed (exit code {exit_code}); the reason is in {paths.failure_file}", file=sys.stderr,
+          flush=True)
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
