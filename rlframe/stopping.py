@@ -59,10 +59,22 @@ class StopSignals:
     for SIGTERM, after one line on stderr), whatever it was doing.
     """
 
+    #: the instances entered and not yet exited, innermost last
+    _entered: list["StopSignals"] = []
+
     def __init__(self) -> None:
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
         self._installed_at = 0.0
+
+    @classmethod
+    def current(cls) -> "StopSignals":
+        """The innermost stop request in force, or a new one no signal sets when none is.
+
+        A graph manager built outside :meth:`run` (a user's launcher calling ``create_graph``, ``improve`` and
+        ``close`` itself, as Coach's launchers allow) polls the one its launcher entered around that code.
+        """
+        return cls._entered[-1] if cls._entered else cls()
 
     @property
     def requested(self) -> bool:
@@ -70,12 +82,14 @@ class StopSignals:
 
     def __enter__(self) -> "StopSignals":
         self.signum = None
+        self._entered.append(self)
         if threading.current_thread() is threading.main_thread():
             self._previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
             self._install()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
+        self._entered.remove(self)
         for signum, handler in self._previous.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
         self._previous = {}

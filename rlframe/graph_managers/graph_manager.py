@@ -134,6 +134,8 @@ class GraphManager(Parameters):
     def __init__(self, name: str, agent_params: AgentParameters, env_params: Any, schedule_params: ScheduleParameters,
                  vis_params: VisualizationParameters, preset_validation_params: PresetValidationParameters) -> None:
         self.name = name
+        # One object, as in Coach: a launcher's ``agent_params.visualization.dump_csv = False`` reaches the run.
+        agent_params.visualization = vis_params
         self.agent_params = agent_params
         self.env_params = env_params
         self.schedule_params = schedule_params
