@@ -1,7 +1,8 @@
 """Command-line tools: ``rlframe-train`` and ``rlframe-validate``.
 
 ``rlframe-train -p PRESET`` accepts Coach's flags (``-cp``, ``-s``, ``-crd``, ``--evaluate``, ``-dg``,
-``-ep``, ``--seed``) and SageMaker's ``--name value`` hyperparameters (see :mod:`rlframe.overrides`).
+``-ep``, ``--seed``) and SageMaker's ``--name value`` hyperparameters (see :mod:`rlframe.overrides`), also from a
+YAML file or a SageMaker ``hyperparameters.json`` (``--hyperparameters FILE``).
 User mistakes print one line starting with ``error:`` and exit with status 2.
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import yaml
 
@@ -19,8 +20,8 @@ from rlframe.errors import ParameterValueError, RlframeError
 from rlframe.parameters import TaskParameters
 from rlframe.stopping import RunStopped, StoppedAtOnce
 
-DEFAULT_SHORTCUTS = "cartpole"
-
+if TYPE_CHECKING:
+    from rlframe.overrides import Hyperparameters
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -28,13 +29,17 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Train (or evaluate) an agent from a Coach-style preset. Extra '--name value' pairs are "
         "SageMaker hyperparameters: rl.<path>[:Type] or the preset's notebook shortcuts (discount, improve_steps, ...).",
     )
-    parser.add_argument("-p", "--preset", "--RLCOACH_PRESET", dest="preset", required=True,
-                        help="preset name (current dir, $RLFRAME_PRESET_PATH, shipped presets), path.py or path.py:variable")
+    parser.add_argument("-p", "--preset", "--RLCOACH_PRESET", dest="preset",
+                        help="preset name (current dir, $RLFRAME_PRESET_PATH, shipped presets), path.py or path.py:variable "
+                        "(default: RLCOACH_PRESET of the --hyperparameters file)")
     parser.add_argument("-cp", "--custom-parameter", "--custom_parameter", dest="custom_parameter", default="",
                         help="Coach overrides: \"key=value;key=value\" on the graph manager")
-    parser.add_argument("--hyperparameters", help="YAML file of hyperparameters (same names as on the command line)")
+    parser.add_argument("--hyperparameters", metavar="FILE",
+                        help="YAML file of hyperparameters (same names as on the command line), or a SageMaker "
+                        "hyperparameters.json as it is (JSON-encoded string values, RLCOACH_PRESET, sagemaker_* keys)")
     parser.add_argument("--shortcuts", choices=["mountain_car", "cartpole", "batch"],
-                        help="SageMaker notebook whose shortcut names to accept (default: the preset's HYPERPARAMETER_SHORTCUTS)")
+                        help="SageMaker notebook whose unit the improve_steps shortcut takes (default: the preset's "
+                        "HYPERPARAMETER_SHORTCUTS, else the notebook whose preset has this name, else the preset's own unit)")
     parser.add_argument("--seed", type=int, help="seed of every random generator")
     parser.add_argument("-dg", "--dump-gifs", "--dump_gifs", dest="dump_gifs", action="store_true", help="write GIFs")
     parser.add_argument("--evaluate", nargs="?", const=0, type=int, default=None, metavar="STEPS",
@@ -66,7 +71,8 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _pairs(extra: Sequence[str]) -> dict[str, str]:
+def hyperparameter_pairs(extra: Sequence[str]) -> dict[str, str]:
+    """SageMaker's ``--name value ...`` (or ``--name=value``) arguments as a name -> value map, in order."""
     tokens: list[str] = []
     for token in extra:
         # '--name=value' is one token; split it so it pairs up like SageMaker's '--name value'.
@@ -86,7 +92,11 @@ def _pairs(extra: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _read_yaml(path: str) -> dict[str, Any]:
+def _read_hyperparameters(path: str) -> dict[str, Any]:
+    """The name -> value map of a YAML file or a SageMaker ``hyperparameters.json`` (JSON is YAML too); string
+    values are decoded as SageMaker's toolkit decodes them (:func:`rlframe.overrides.decode_sagemaker_value`)."""
+    from rlframe.overrides import decode_sagemaker_value
+
     try:
         with open(path, encoding="utf-8") as handle:
             data = yaml.safe_load(handle)
@@ -98,12 +108,12 @@ def _read_yaml(path: str) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ParameterValueError(f"Hyperparameters file {path!r} must hold a mapping of name: value, not a {type(data).__name__}.")
-    return {str(k): v for k, v in data.items()}
+    return {str(k): decode_sagemaker_value(v) for k, v in data.items()}
 
 
-def default_experiment_path(name: str) -> str:
-    """``./experiments/<name>/<DD_MM_YYYY-HH_MM>`` with ``_<i>`` on a collision (as Coach)."""
-    base = os.path.join("experiments", name, time.strftime("%d_%m_%Y-%H_%M"))
+def default_experiment_path(name: str, root: str = "experiments") -> str:
+    """``<root>/<name>/<DD_MM_YYYY-HH_MM>`` with ``_<i>`` on a collision (as Coach; ``root`` is ``./experiments``)."""
+    base = os.path.join(root, name, time.strftime("%d_%m_%Y-%H_%M"))
     path, i = base, 1
     while os.path.exists(path):
         path, i = f"{base}_{i}", i + 1
@@ -113,12 +123,20 @@ def default_experiment_path(name: str) -> str:
 def prepare(argv: Sequence[str] | None = None) -> tuple[Any, TaskParameters, argparse.Namespace]:
     """Parse arguments, load the preset and apply every override; returns (graph manager, task, args)."""
     from rlframe.outputs.checkpoints import latest_checkpoint
-    from rlframe.overrides import apply_custom_parameters, apply_hyperparameters
+    from rlframe.overrides import PRESET_HYPERPARAMETER, apply_custom_parameters, apply_hyperparameters
     from rlframe.presets import load_preset
 
     args, extra = _build_parser().parse_known_args(argv)
-    hyperparameters = _read_yaml(args.hyperparameters) if args.hyperparameters else {}
-    hyperparameters.update(_pairs(extra))
+    hyperparameters = _read_hyperparameters(args.hyperparameters) if args.hyperparameters else {}
+    hyperparameters.update(hyperparameter_pairs(extra))
+    # A SageMaker job names its preset among the hyperparameters; -p wins when both are given.
+    preset_from_file = hyperparameters.pop(PRESET_HYPERPARAMETER, None)
+    if args.preset is None:
+        if preset_from_file is None:
+            raise ParameterValueError(
+                "No preset: pass -p PRESET, or a --hyperparameters file with RLCOACH_PRESET (the SageMaker notebooks' key)."
+            )
+        args.preset = str(preset_from_file)
     if args.num_workers != 1:
         raise ParameterValueError(f"--num_workers {args.num_workers}: rlframe trains in one process; use 1.")
     # numpy and MXNet reject these only once the environments and networks are being built, with a traceback.
@@ -129,8 +147,8 @@ def prepare(argv: Sequence[str] | None = None) -> tuple[Any, TaskParameters, arg
     if args.num_envs is not None and args.num_envs < 1:
         raise ParameterValueError(f"--num-envs {args.num_envs}: use a positive integer such as 8.")
     graph_manager = load_preset(args.preset)
-    shortcut_set = args.shortcuts or getattr(graph_manager, "_shortcuts", None) or DEFAULT_SHORTCUTS
-    graph_manager._hyperparameters = apply_hyperparameters(graph_manager, hyperparameters, shortcut_set)
+    notebook = args.shortcuts or getattr(graph_manager, "_shortcuts", None)
+    graph_manager._hyperparameters = apply_hyperparameters(graph_manager, hyperparameters, notebook, graph_manager._preset_name)
     if args.custom_parameter:
         apply_custom_parameters(graph_manager, args.custom_parameter)
     if args.level:
@@ -159,7 +177,14 @@ def prepare(argv: Sequence[str] | None = None) -> tuple[Any, TaskParameters, arg
     return graph_manager, task, args
 
 
-def _run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None) -> int:
+def print_recorded_notes(hyperparameters: Hyperparameters) -> None:
+    """One line for each hyperparameter that is only recorded (``save_model``: model export is not implemented yet)."""
+    for name, value in hyperparameters.recorded.items():
+        print(f"Note: {name}={value} is recorded in parameters.yaml; rlframe does not export models yet.")
+
+
+def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None) -> int:
+    """Run a command's ``main(argv)``; a user mistake or a stop becomes one line on stderr and the exit status."""
     try:
         return main(argv)
     except RlframeError as exc:
@@ -187,8 +212,7 @@ def _train(argv: Sequence[str] | None) -> int:
             os.environ.pop("RLFRAME_PROGRESS", None)
         else:
             os.environ["RLFRAME_PROGRESS"] = previous
-    for name, value in graph_manager._hyperparameters.recorded.items():
-        print(f"Note: {name}={value} is recorded in parameters.yaml; rlframe does not export models yet.")
+    print_recorded_notes(graph_manager._hyperparameters)
     print(f"Experiment directory: {graph_manager.experiment_path}")
     print(f"CSV: {graph_manager.csv_path}")
     print(f"GIFs: {os.path.join(graph_manager.experiment_path, 'gifs')}")
@@ -199,7 +223,7 @@ def _train(argv: Sequence[str] | None) -> int:
 
 def train_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``rlframe-train``."""
-    return _run_cli(_train, argv)
+    return run_cli(_train, argv)
 
 
 def _validate(argv: Sequence[str] | None) -> int:
@@ -251,7 +275,7 @@ def _validate(argv: Sequence[str] | None) -> int:
 
 def validate_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``rlframe-validate``."""
-    return _run_cli(_validate, argv)
+    return run_cli(_validate, argv)
 
 
 if __name__ == "__main__":

@@ -1,19 +1,29 @@
-"""``rl_coach.*`` imports for Coach presets, answered by rlframe's classes.
+"""``rl_coach.*`` imports answered by rlframe's classes, in any script once rlframe is installed.
 
-:func:`install` adds an import hook: ``from rl_coach.agents.dqn_agent import DQNAgentParameters`` then
-returns rlframe's class. The hook is installed only while rlframe loads a preset, and it never shadows a
-real ``rl_coach`` that is already imported. Each Coach module maps to the rlframe modules whose public
-names it offers; a Coach module rlframe does not provide fails with a list of those it does.
+rlframe ships a top-level ``rl_coach`` package (Coach's import name). Its few real modules (``rl_coach.logger``,
+``rl_coach.coach``, ``rl_coach.utils``) are files; every other Coach module a preset or a SageMaker launcher
+imports is made here from rlframe's modules: ``from rl_coach.agents.dqn_agent import DQNAgentParameters``
+returns rlframe's class. ``rl_coach/__init__`` calls :func:`install`, so this works in a preset, in a user's
+``train-coach.py`` run by rlframe's SageMaker entrypoint or by SageMaker's own training toolkit, and in a
+plain ``python script.py``.
+
+Each Coach module maps to the rlframe modules whose public names it offers (:data:`ALIASES`). Classes that
+notebooks' presets and launchers name but rlframe does not implement (:data:`NOT_PROVIDED`) can be imported,
+so a script that only names one runs; constructing one raises :class:`NotProvidedError`. A Coach module that
+is in neither map fails to import with the list of those that are.
 """
 from __future__ import annotations
 
 import importlib
 import importlib.abc
 import importlib.machinery
+import pkgutil
 import sys
 import types
-from contextlib import contextmanager
-from typing import Iterator, Sequence
+from enum import Enum
+from typing import Any, Sequence
+
+from rlframe.errors import RlframeError
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "rl_coach.graph_managers.graph_manager": ("rlframe.graph_managers.graph_manager",),
@@ -51,19 +61,83 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "rl_coach.spaces": ("rlframe.spaces",),
 }
 
+#: Coach classes the SageMaker notebooks' presets and launchers name that rlframe does not implement:
+#: module -> {class name: what to use instead}. Importing one works; constructing one fails.
+NOT_PROVIDED: dict[str, dict[str, str]] = {
+    "rl_coach.agents.policy_gradients_agent": {
+        "PolicyGradientsAgentParameters": "use ClippedPPOAgentParameters (rl_coach.agents.clipped_ppo_agent)",
+    },
+    "rl_coach.agents.actor_critic_agent": {
+        "ActorCriticAgentParameters": "use ClippedPPOAgentParameters (rl_coach.agents.clipped_ppo_agent)",
+    },
+    "rl_coach.architectures.head_parameters": {
+        "DuelingQHeadParameters": "keep the agent's default QHeadParameters",
+    },
+    "rl_coach.architectures.layers": {
+        "Conv2d": "use Dense layers on a flattened observation",
+    },
+}
+
+
+class ObservationSpaceType(Enum):
+    """Coach's observation kinds; presets set ``env_params.observation_space_type`` to one. rlframe reads the
+    kind from the environment's own observation space, so the value is kept but not used."""
+
+    Tensor = 0
+    Image = 1
+    Vector = 2
+
+
+#: Coach names rlframe provides only for compatibility (not part of any rlframe module): module -> {name: value}.
+EXTRA_NAMES: dict[str, dict[str, Any]] = {
+    "rl_coach.environments.gym_environment": {"ObservationSpaceType": ObservationSpaceType},
+    "rl_coach.environments.environment": {"ObservationSpaceType": ObservationSpaceType},
+}
+
+
+class NotProvidedError(RlframeError):
+    """A Coach class that rlframe can import but does not implement was used."""
+
+
+def _not_provided_class(module: str, name: str, instead: str) -> type:
+    """A class named ``name`` whose construction raises :class:`NotProvidedError` (one line, with the fix)."""
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        raise NotProvidedError(f"rlframe does not implement {name} (from {module}); {instead}.")
+
+    return type(name, (), {"__init__": __init__, "__module__": module, "__doc__": f"Not implemented by rlframe: {instead}."})
+
+
+def _made_modules() -> set[str]:
+    return set(ALIASES) | set(NOT_PROVIDED) | set(EXTRA_NAMES)
+
 
 def _is_package(name: str) -> bool:
-    return any(alias.startswith(name + ".") for alias in ALIASES)
+    return any(made.startswith(name + ".") for made in _made_modules())
+
+
+def provided_modules() -> list[str]:
+    """Every ``rl_coach`` module an import can name: the made ones and the real files of the package."""
+    names = _made_modules()
+    package = sys.modules.get("rl_coach")
+    if package is not None and getattr(package, "__path__", None):
+        names.update(f"rl_coach.{info.name}" for info in pkgutil.iter_modules(package.__path__))
+    return sorted(names)
 
 
 class _CoachFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Makes the ``rl_coach.*`` modules that are not files of the ``rl_coach`` package.
+
+    It sits at the end of ``sys.meta_path``, so the package's real files are found first.
+    """
+
     def find_spec(self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
-        if fullname != "rl_coach" and not fullname.startswith("rl_coach."):
+        if not fullname.startswith("rl_coach."):
             return None
-        if fullname not in ALIASES and not _is_package(fullname):
-            provided = ", ".join(sorted(ALIASES))
+        if fullname not in _made_modules() and not _is_package(fullname):
             raise ImportError(
-                f"rlframe does not provide {fullname!r}. The Coach modules a preset can import are: {provided}."
+                f"rlframe does not provide {fullname!r}. The Coach modules a preset or launcher can import are: "
+                f"{', '.join(provided_modules())}."
             )
         return importlib.machinery.ModuleSpec(fullname, self, is_package=_is_package(fullname))
 
@@ -74,6 +148,10 @@ class _CoachFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             for name, value in vars(real).items():
                 if not name.startswith("_"):
                     setattr(module, name, value)
+        for name, value in EXTRA_NAMES.get(spec.name, {}).items():
+            setattr(module, name, value)
+        for name, instead in NOT_PROVIDED.get(spec.name, {}).items():
+            setattr(module, name, _not_provided_class(spec.name, name, instead))
         return module
 
     def exec_module(self, module: types.ModuleType) -> None:
@@ -83,40 +161,7 @@ class _CoachFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 _FINDER = _CoachFinder()
 
 
-def _is_ours(module: types.ModuleType | None) -> bool:
-    spec = getattr(module, "__spec__", None)
-    return spec is not None and isinstance(spec.loader, _CoachFinder)
-
-
-def install() -> bool:
-    """Answer ``rl_coach`` imports with rlframe, unless a real ``rl_coach`` is already imported.
-
-    :return: whether this call added the hook (so the caller that added it is the one to remove it).
-    """
-    existing = sys.modules.get("rl_coach")
-    if existing is not None and not _is_ours(existing):
-        return False
-    if _FINDER in sys.meta_path:
-        return False
-    sys.meta_path.insert(0, _FINDER)
-    return True
-
-
-def uninstall() -> None:
-    """Remove the hook and the ``rl_coach`` modules it made, so a real ``rl_coach`` imported later is not shadowed."""
-    while _FINDER in sys.meta_path:
-        sys.meta_path.remove(_FINDER)
-    for name in [n for n in sys.modules if n == "rl_coach" or n.startswith("rl_coach.")]:
-        if _is_ours(sys.modules[name]):
-            del sys.modules[name]
-
-
-@contextmanager
-def installed() -> Iterator[None]:
-    """The hook for the duration of a ``with`` block (a preset's import); nested uses keep the outer one."""
-    added = install()
-    try:
-        yield
-    finally:
-        if added:
-            uninstall()
+def install() -> None:
+    """Answer ``rl_coach.*`` imports that no file of the ``rl_coach`` package answers (idempotent)."""
+    if _FINDER not in sys.meta_path:
+        sys.meta_path.append(_FINDER)

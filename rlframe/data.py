@@ -24,7 +24,7 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 
-from rlframe.cli import _run_cli
+from rlframe.cli import run_cli
 from rlframe.environments.gym_environment import GymVectorEnvironment, make_env_factory
 from rlframe.errors import ParameterValueError
 from rlframe.memories.dataset import sums_to_one
@@ -380,5 +380,5 @@ def _collect(argv: Sequence[str] | None) -> int:
 
 def collect_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``rlframe-collect``; returns the exit status (2 for a user mistake)."""
-    return _run_cli(_collect, argv)
+    return run_cli(_collect, argv)
 

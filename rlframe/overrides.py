@@ -5,9 +5,10 @@ Three spellings, all resolved against the preset's graph manager and checked bef
 - Coach's ``-cp "heatup_steps=EnvironmentSteps(1000);agent_params.algorithm.discount=0.9"``;
 - SageMaker's ``--rl.agent_params.network_wrappers.main.learning_rate 0.001`` and
   ``--rl.improve_steps:EnvironmentSteps 100000`` (``:Type`` wraps the value in a step unit);
-- the SageMaker notebooks' shortcut names (``--discount 0.995``, ``--training_freq_env_steps 75000``, ...),
-  from the shortcut set the preset selects (``HYPERPARAMETER_SHORTCUTS = "mountain_car"``), and the same
-  names in a YAML file (``--hyperparameters file.yaml``).
+- the SageMaker notebooks' shortcut names (``--discount 0.995``, ``--training_freq_env_steps 75000``, ...), for
+  any preset, and the same names in a YAML file or a SageMaker ``hyperparameters.json``
+  (``--hyperparameters FILE``). Only ``improve_steps`` has a unit that differs between notebooks; see
+  :func:`improve_steps_unit`.
 
 Values are parsed with :mod:`ast`, never executed: numbers, strings, booleans (``true``/``True``/``1``),
 lists, tuples, dicts, and calls of an allow-list of constructors (step units, schedules, ``Dense``) and
@@ -17,6 +18,7 @@ unknown name fails with the closest valid names; a value of the wrong type fails
 from __future__ import annotations
 
 import ast
+import json
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -205,6 +207,11 @@ def _step(unit: type[StepMethod], value: Any, where: str) -> StepMethod:
 
 
 # ---- paths --------------------------------------------------------------------------------------------
+#: dicts that take new keys (``rl.env_params.additional_simulator_parameters.<key>``); every other dict
+#: (``network_wrappers``, ``input_embedders_parameters``) only has the keys the preset gave it
+OPEN_DICTS = ("additional_simulator_parameters",)
+
+
 def _check_segment(segment: Any, path: str) -> None:
     if isinstance(segment, str) and segment.startswith("__"):
         raise ParameterValueError(f"Refusing to set {path!r}: path segments starting with '__' are not allowed.")
@@ -235,6 +242,11 @@ def assign(root: Parameters, segments: list[Any], value: Any, path: str) -> None
     for segment in segments[:-1]:
         parent = _child(parent, segment, path)
     last = segments[-1]
+    if isinstance(parent, dict) and len(segments) > 1 and segments[-2] in OPEN_DICTS and last not in parent:
+        # Keyword arguments for the environment: any name the environment's constructor takes is a valid new key.
+        _check_segment(last, path)
+        parent[last] = value
+        return
     current = _child(parent, last, path)
     if isinstance(parent, Parameters) and last not in parent.__dict__:
         # A property (agent_params.agent_class, a schedule's current_value) is derived, not set; say so before
@@ -293,32 +305,37 @@ def apply_custom_parameters(graph_manager: Parameters, text: str) -> None:
 # ---- SageMaker hyperparameters ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Shortcut:
+    """A notebook shortcut: the ``rl.`` path it sets and the step unit it wraps the value in (None: none)."""
+
     path: str
     unit: str | None = None
 
 
-COMMON_SHORTCUTS = {
+#: every SageMaker notebook's shortcut name (sagemaker-examples.md 3.3), accepted for any preset. ``improve_steps``
+#: is listed without a unit: :func:`improve_steps_unit` decides it.
+SHORTCUTS: dict[str, Shortcut] = {
     "discount": Shortcut("agent_params.algorithm.discount"),
     "evaluation_episodes": Shortcut("evaluation_steps", "EnvironmentEpisodes"),
+    "improve_steps": Shortcut("improve_steps"),
+    "evaluation_freq_env_steps": Shortcut("steps_between_evaluation_periods", "EnvironmentSteps"),
+    "gae_lambda": Shortcut("agent_params.algorithm.gae_lambda"),
+    "training_freq_env_steps": Shortcut("agent_params.algorithm.num_consecutive_playing_steps", "EnvironmentSteps"),
+    "training_learning_rate": Shortcut("agent_params.network_wrappers.main.learning_rate"),
+    "training_batch_size": Shortcut("agent_params.network_wrappers.main.batch_size"),
+    "training_epochs": Shortcut("agent_params.algorithm.optimization_epochs"),
+    # --dataset path.csv: the CSV a batch-RL preset trains on (its CsvDataset's is_episodic is kept)
+    "dataset": Shortcut("agent_params.memory.load_memory_from_file_path", "CsvDataset"),
 }
-SHORTCUT_SETS: dict[str, dict[str, Shortcut]] = {
-    "mountain_car": {
-        **COMMON_SHORTCUTS,
-        "improve_steps": Shortcut("improve_steps", "EnvironmentSteps"),
-        "evaluation_freq_env_steps": Shortcut("steps_between_evaluation_periods", "EnvironmentSteps"),
-        "gae_lambda": Shortcut("agent_params.algorithm.gae_lambda"),
-        "training_freq_env_steps": Shortcut("agent_params.algorithm.num_consecutive_playing_steps", "EnvironmentSteps"),
-        "training_learning_rate": Shortcut("agent_params.network_wrappers.main.learning_rate"),
-        "training_batch_size": Shortcut("agent_params.network_wrappers.main.batch_size"),
-        "training_epochs": Shortcut("agent_params.algorithm.optimization_epochs"),
-    },
-    "cartpole": {**COMMON_SHORTCUTS, "improve_steps": Shortcut("improve_steps", "TrainingSteps")},
-    "batch": {
-        **COMMON_SHORTCUTS,
-        "improve_steps": Shortcut("improve_steps", "TrainingSteps"),
-        # --dataset path.csv: the CSV a batch-RL preset trains on (its CsvDataset's is_episodic is kept)
-        "dataset": Shortcut("agent_params.memory.load_memory_from_file_path", "CsvDataset"),
-    },
+#: the unit each notebook's launcher gives ``improve_steps`` (Mountain Car counts environment steps)
+NOTEBOOK_IMPROVE_UNITS = {"mountain_car": "EnvironmentSteps", "cartpole": "TrainingSteps", "batch": "TrainingSteps"}
+#: the notebooks' preset names and the notebook each belongs to
+NOTEBOOK_PRESETS = {
+    "preset-mountain-car-continuous-clipped-ppo": "mountain_car",
+    "preset-mountain-car-dqn": "mountain_car",
+    "preset-cartpole-clippedppo": "cartpole",
+    "preset-cartpole-dqn": "cartpole",
+    "preset-cartpole-ddqnbcq": "batch",
+    "preset-cartpole-ddqnbcq-env": "batch",
 }
 # ``training_freq_env_steps`` also sets these (the Mountain Car launcher's ties).
 TIED_TO_TRAINING_FREQ = (
@@ -326,6 +343,41 @@ TIED_TO_TRAINING_FREQ = (
     "steps_between_evaluation_periods",
 )
 RECORDED = ("save_model",)
+#: the hyperparameter that names the preset in a SageMaker job (``RLCOACH_PRESET``)
+PRESET_HYPERPARAMETER = "RLCOACH_PRESET"
+
+
+def is_sagemaker_internal(name: str) -> bool:
+    """SageMaker's own entries of ``hyperparameters.json`` (``sagemaker_program``, ``sagemaker_job_name``, ...,
+    and the tuner's ``_tuning_objective_metric``), which are no user hyperparameters."""
+    return name.startswith("sagemaker_") or name == "_tuning_objective_metric"
+
+
+def decode_sagemaker_value(value: Any) -> Any:
+    """A ``hyperparameters.json`` value as SageMaker's toolkit reads it: the SDK JSON-encodes every value into a
+    string, so a string is JSON-decoded (``"0.9"`` -> 0.9, ``"\"ppo\""`` -> ``"ppo"``, ``"true"`` -> True) and kept
+    as it is when it is no JSON (``"ppo"``, ``"True"``). Other values pass through."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def improve_steps_unit(graph_manager: Any, notebook: str | None, preset_name: str | None) -> str:
+    """The step unit of the ``improve_steps`` shortcut, whose meaning differs between the notebooks.
+
+    ``notebook`` (``--shortcuts``, or the preset's ``HYPERPARAMETER_SHORTCUTS``) decides when given; else the
+    notebook whose preset ``preset_name`` is; else the unit the preset's own ``improve_steps`` uses, so a
+    copied or renamed preset keeps its meaning. ``rl.improve_steps:Type`` always names the unit explicitly.
+    """
+    if notebook is None and preset_name is not None:
+        notebook = NOTEBOOK_PRESETS.get(preset_name.lower())
+    if notebook is not None:
+        return NOTEBOOK_IMPROVE_UNITS[notebook]
+    current = getattr(graph_manager, "improve_steps", None)
+    return type(current).__name__ if isinstance(current, StepMethod) else "TrainingSteps"
 
 
 @dataclass
@@ -336,8 +388,9 @@ class Hyperparameters:
     recorded: dict[str, Any] = field(default_factory=dict)
 
 
-def _rl_path(name: str) -> tuple[list[str], str | None]:
-    path, _, unit = name[3:].partition(":")
+def _typed_path(text: str, name: str) -> tuple[list[str], str | None]:
+    """``a.b.c:Unit`` -> (['a', 'b', 'c'], 'Unit'), checked; ``name`` is what the user wrote, for messages."""
+    path, _, unit = text.partition(":")
     if unit and unit not in STEP_UNITS:
         raise ParameterValueError(
             f"Hyperparameter {name!r}: unknown type {unit!r}.{closest(unit, STEP_UNITS)} Use one of {', '.join(STEP_UNITS)}."
@@ -362,15 +415,27 @@ def _wrap(value: Any, unit: str | None, name: str, current: Any = None) -> Any:
     return _step(STEP_UNITS[unit], value, f"Hyperparameter {name!r}")
 
 
-def apply_hyperparameters(graph_manager: Parameters, values: dict[str, Any], shortcut_set: str) -> Hyperparameters:
-    """Apply SageMaker-style hyperparameters (``rl.<path>[:Type]`` or the preset's shortcut names)."""
-    if shortcut_set not in SHORTCUT_SETS:
-        raise ParameterValueError(f"Unknown shortcut set {shortcut_set!r}; use one of {', '.join(SHORTCUT_SETS)}.")
-    shortcuts = SHORTCUT_SETS[shortcut_set]
+def apply_path_hyperparameter(root: Parameters, path: str, value: Any, name: str) -> None:
+    """Apply one hyperparameter addressed by ``path`` (``a.b.c[:Type]``, relative to ``root``) as
+    ``rl.<path>[:Type]`` is to the graph manager. ``name`` is the hyperparameter as the user wrote it."""
+    segments, unit = _typed_path(path, name)
+    assign(root, segments, _wrap(parse_value(value), unit, name), name)
+
+
+def apply_hyperparameters(graph_manager: Parameters, values: dict[str, Any], notebook: str | None = None,
+                          preset_name: str | None = None) -> Hyperparameters:
+    """Apply SageMaker-style hyperparameters: ``rl.<path>[:Type]`` or any notebook's shortcut name.
+
+    :param notebook: ``mountain_car``, ``cartpole`` or ``batch``: the notebook whose ``improve_steps`` unit
+        applies; None decides by ``preset_name`` or the preset itself (:func:`improve_steps_unit`).
+    :param preset_name: the preset's name (its file name without ``.py``).
+    """
+    if notebook is not None and notebook not in NOTEBOOK_IMPROVE_UNITS:
+        raise ParameterValueError(f"Unknown shortcut set {notebook!r}; use one of {', '.join(NOTEBOOK_IMPROVE_UNITS)}.")
     result = Hyperparameters()
     tied_value = None
     for name, raw in values.items():
-        if name.startswith("sagemaker_"):
+        if is_sagemaker_internal(name):
             continue
         value = parse_value(raw)
         if name in RECORDED:
@@ -379,19 +444,20 @@ def apply_hyperparameters(graph_manager: Parameters, values: dict[str, Any], sho
             continue
         where = name
         if name.startswith("rl."):
-            segments, unit = _rl_path(name)
-        elif name in shortcuts:
-            shortcut = shortcuts[name]
-            segments, unit = shortcut.path.split("."), shortcut.unit
+            segments, unit = _typed_path(name[3:], name)
+        elif name in SHORTCUTS:
+            shortcut = SHORTCUTS[name]
+            segments = shortcut.path.split(".")
+            unit = improve_steps_unit(graph_manager, notebook, preset_name) if name == "improve_steps" else shortcut.unit
             # Name the path too: a shortcut for another algorithm (gae_lambda on DQN) fails on a name the user never typed.
-            where = f"{name} (rl.{shortcut.path})"
+            where = f"{name} (rl.{shortcut.path}{':' + unit if unit else ''})"
             if name == "training_freq_env_steps":
                 tied_value = value
         else:
-            options = list(shortcuts) + list(RECORDED)
+            options = list(SHORTCUTS) + list(RECORDED)
             raise UnknownParameterError(
-                f"Unknown hyperparameter {name!r}.{closest(name, options)} This preset's shortcuts "
-                f"({shortcut_set}): {', '.join(options)}; or write rl.<path>[:Type], e.g. rl.agent_params.algorithm.discount."
+                f"Unknown hyperparameter {name!r}.{closest(name, options)} The notebooks' shortcuts are "
+                f"{', '.join(options)}; or write rl.<path>[:Type], e.g. rl.agent_params.algorithm.discount."
             )
         current = graph_manager.agent_params.memory.load_memory_from_file_path if unit == "CsvDataset" else None
         assign(graph_manager, segments, _wrap(value, unit, name, current), where)

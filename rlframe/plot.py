@@ -30,7 +30,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from rlframe.cli import _run_cli
+from rlframe.cli import run_cli
 from rlframe.errors import ParameterValueError, closest
 from rlframe.outputs.atomic import atomic_path
 
@@ -221,7 +221,7 @@ def _plot(argv: Sequence[str] | None) -> int:
 
 def plot_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``rlframe-plot``."""
-    return _run_cli(_plot, argv)
+    return run_cli(_plot, argv)
 
 
 if __name__ == "__main__":

@@ -3,17 +3,18 @@
 ``--preset NAME`` searches, in order, the current directory, each folder of ``RLFRAME_PRESET_PATH``
 (``os.pathsep``-separated) and the shipped ``presets/``; names match case-insensitively, with or without
 ``.py``. ``--preset path/to/file.py`` and ``file.py:variable`` (default variable ``graph_manager``) work
-too. Coach presets' ``rl_coach.*`` imports are answered by rlframe (see :mod:`rlframe.coach_compat`).
+too. Coach presets' ``rl_coach.*`` imports are answered by rlframe's ``rl_coach`` package (see
+:mod:`rlframe.coach_compat`).
 """
 from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
 
-from rlframe import coach_compat
 from rlframe.errors import PresetError, RlframeError, closest
 from rlframe.graph_managers.graph_manager import GraphManager
 from rlframe.shipped import shipped_dir
@@ -32,16 +33,24 @@ def available_presets() -> list[str]:
     """Names of the presets found in the search folders (shipped ones included)."""
     names: list[str] = []
     for directory in search_dirs():
-        if directory.is_dir():
-            for path in sorted(directory.glob("*.py")):
-                if path.stem != "__init__" and path.stem not in names and _looks_like_preset(path):
-                    names.append(path.stem)
+        names += [name for name in presets_in(directory) if name not in names]
     return names
 
 
+def presets_in(directory: Path) -> list[str]:
+    """Names of the presets in one folder (none when it does not exist)."""
+    if not directory.is_dir():
+        return []
+    return [p.stem for p in sorted(directory.glob("*.py")) if p.stem != "__init__" and _looks_like_preset(p)]
+
+
+_ASSIGNS_GRAPH_MANAGER = re.compile(r"^graph_manager\s*=", re.MULTILINE)
+
+
 def _looks_like_preset(path: Path) -> bool:
+    """A file that assigns a module-level ``graph_manager`` (a launcher script that only mentions one is not)."""
     try:
-        return "graph_manager" in path.read_text(encoding="utf-8", errors="ignore")
+        return _ASSIGNS_GRAPH_MANAGER.search(path.read_text(encoding="utf-8", errors="ignore")) is not None
     except OSError:
         return False
 
@@ -53,6 +62,18 @@ def _closest_name(wanted: str, names: list[str]) -> str:
     for lower, name in by_lower.items():
         clause = clause.replace(repr(lower), repr(name))
     return clause
+
+
+def find_in_dir(directory: Path, stem: str) -> Path | None:
+    """``directory/<stem>.py`` matched ignoring case (as Coach's ``ignore_module_case``), resolved; None if absent.
+
+    On a case-sensitive file system two files may differ only in case; the exact spelling wins.
+    """
+    if not directory.is_dir():
+        return None
+    matches = sorted(p for p in directory.glob("*.py") if p.stem.lower() == stem.lower())
+    exact = [p for p in matches if p.stem == stem]
+    return (exact or matches)[0].resolve() if matches else None
 
 
 def find_preset(spec: str) -> tuple[Path, str]:
@@ -75,13 +96,9 @@ def find_preset(spec: str) -> tuple[Path, str]:
         # A bare 'NAME.py' that is not in the current directory is still a name: look it up like 'NAME'.
     wanted = file_part[:-3] if file_part.lower().endswith(".py") else file_part
     for directory in search_dirs():
-        if not directory.is_dir():
-            continue
-        matches = sorted(p for p in directory.glob("*.py") if p.stem.lower() == wanted.lower())
-        if matches:
-            # On a case-sensitive file system two files may differ only in case; the exact spelling wins.
-            exact = [p for p in matches if p.stem == wanted]
-            return (exact or matches)[0].resolve(), variable
+        found = find_in_dir(directory, wanted)
+        if found is not None:
+            return found, variable
     names = available_presets()
     raise PresetError(
         f"Unknown preset {spec!r}.{_closest_name(wanted, names)} Available presets: {', '.join(names)}. "
@@ -98,8 +115,7 @@ def load_preset(spec: str) -> GraphManager:
     module = importlib.util.module_from_spec(module_spec)
     sys.path.insert(0, str(path.parent))
     try:
-        with coach_compat.installed():
-            module_spec.loader.exec_module(module)
+        module_spec.loader.exec_module(module)
     except SyntaxError as exc:
         raise PresetError(f"Preset {exc.filename or path}, line {exc.lineno}: syntax error: {exc.msg}.") from exc
     except Exception as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
 import shutil
@@ -247,7 +248,8 @@ def test_the_shortcut_set_comes_from_the_preset_unless_given() -> None:
     assert graph_manager.improve_steps == TrainingSteps(500)
     graph_manager, _, _ = prepare(["-p", "preset-cartpole-dqn", "--shortcuts", "mountain_car", "--improve_steps", "500"])
     assert graph_manager.improve_steps == EnvironmentSteps(500)
-    graph_manager, _, _ = prepare(["-p", "CartPole_DQN", "--improve_steps", "500"])  # no HYPERPARAMETER_SHORTCUTS
+    # No HYPERPARAMETER_SHORTCUTS and no notebook's preset name: the unit of the preset's own improve_steps.
+    graph_manager, _, _ = prepare(["-p", "CartPole_DQN", "--improve_steps", "500"])
     assert graph_manager.improve_steps == TrainingSteps(500)
 
 
@@ -273,3 +275,52 @@ def test_the_default_experiment_path(tmp_path: Path) -> None:
     _, named, _ = prepare(["-p", "preset-cartpole-dqn", "-e", "my_run"])
     assert named.experiment_path.replace(os.sep, "/").startswith("experiments/my_run/")
     assert not (tmp_path / "experiments" / "my_run").exists()  # prepare writes nothing
+
+
+# ---- issue 9: SageMaker's hyperparameters.json and the notebooks' shortcuts for any preset ---------------
+def write_sagemaker_hyperparameters(path: Path, values: dict[str, object]) -> Path:
+    """A hyperparameters.json as SageMaker writes it: every value JSON-encoded into a string."""
+    path.write_text(json.dumps({name: json.dumps(value) for name, value in values.items()}), encoding="utf-8")
+    return path
+
+
+def test_a_sagemaker_hyperparameters_json_as_it_is(tmp_path: Path) -> None:
+    hyperparameters = write_sagemaker_hyperparameters(tmp_path / "hyperparameters.json", {
+        "RLCOACH_PRESET": "preset-cartpole-dqn", "discount": 0.9, "save_model": 1, "improve_steps": 500,
+        "rl.agent_params.network_wrappers.main.replace_mse_with_huber_loss": True,
+        "rl.env_params.level": "CartPole-v1",
+        "sagemaker_program": "train-coach.py", "sagemaker_submit_directory": "s3://bucket/src.tar.gz",
+        "sagemaker_estimator": "RLEstimator", "_tuning_objective_metric": "reward",
+    })
+    graph_manager, _, args = prepare(["--hyperparameters", str(hyperparameters)])
+    assert args.preset == "preset-cartpole-dqn" and graph_manager._preset_name == "preset-cartpole-dqn"
+    assert graph_manager.agent_params.algorithm.discount == 0.9
+    assert graph_manager.improve_steps == TrainingSteps(500)  # the CartPole notebook's unit
+    assert graph_manager.agent_params.network_wrappers["main"].replace_mse_with_huber_loss is True
+    assert graph_manager.env_params.level == "CartPole-v1"
+    assert graph_manager._hyperparameters.recorded == {"save_model": 1}
+    # -p wins over the file's RLCOACH_PRESET.
+    graph_manager, _, _ = prepare(["-p", "preset-mountain-car-dqn", "--hyperparameters", str(hyperparameters)])
+    assert graph_manager._preset_name == "preset-mountain-car-dqn"
+    assert graph_manager.improve_steps == EnvironmentSteps(500)  # the Mountain Car notebook's unit
+
+
+def test_no_preset_anywhere(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    hyperparameters = write_sagemaker_hyperparameters(tmp_path / "hyperparameters.json", {"discount": 0.9})
+    line = expect_usage_error(train_main, ["--hyperparameters", str(hyperparameters)], capsys)
+    assert line == ("error: No preset: pass -p PRESET, or a --hyperparameters file with RLCOACH_PRESET "
+                    "(the SageMaker notebooks' key).")
+
+
+def test_a_copied_mountain_car_preset_takes_the_notebooks_shortcuts(tmp_path: Path) -> None:
+    shipped = Path(__file__).resolve().parents[1] / "presets" / "preset-mountain-car-continuous-clipped-ppo.py"
+    copy = tmp_path / "my-mountain-car.py"  # as the notebook's preset file, renamed: no HYPERPARAMETER_SHORTCUTS
+    copy.write_text(shipped.read_text().replace('HYPERPARAMETER_SHORTCUTS = "mountain_car"', ""))
+    graph_manager, _, _ = prepare(["-p", str(copy), *MOUNTAIN_CAR_NOTEBOOK, "--gae_lambda", "0.997",
+                                   "--training_epochs", "15"])
+    algorithm = graph_manager.agent_params.algorithm
+    assert (algorithm.gae_lambda, algorithm.optimization_epochs, algorithm.discount) == (0.997, 15, 0.995)
+    assert algorithm.num_consecutive_playing_steps == EnvironmentSteps(75000)
+    assert graph_manager.steps_between_evaluation_periods == EnvironmentSteps(75000)
+    # improve_steps keeps the unit of the preset's own improve_steps (EnvironmentEpisodes(100) there).
+    assert graph_manager.improve_steps == EnvironmentEpisodes(100000)

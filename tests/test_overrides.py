@@ -16,7 +16,13 @@ from rlframe.errors import ParameterValueError, UnknownParameterError
 from rlframe.graph_managers.graph_manager import GraphManager
 from rlframe.memories.memory import MemoryGranularity
 from rlframe.networks.parameters import Dense
-from rlframe.overrides import apply_custom_parameters, apply_hyperparameters, parse_value
+from rlframe.overrides import (
+    apply_custom_parameters,
+    apply_hyperparameters,
+    decode_sagemaker_value,
+    is_sagemaker_internal,
+    parse_value,
+)
 from rlframe.parameters import EmbedderScheme, MiddlewareScheme
 from rlframe.presets import load_preset
 from rlframe.schedules import ConstantSchedule, LinearSchedule, PieceWiseSchedule
@@ -236,8 +242,9 @@ def test_unknown_rl_path(cartpole: GraphManager) -> None:
 @pytest.mark.parametrize(("name", "shortcut_set", "message"), [
     ("dicount", "cartpole", "Unknown hyperparameter 'dicount'. Did you mean 'discount'?"),
     ("training_learning_rat", "mountain_car", "Did you mean 'training_learning_rate'?"),
-    # The CartPole notebook has no training_* shortcuts: the message lists the ones it has.
-    ("training_learning_rate", "cartpole", "This preset's shortcuts (cartpole): discount, evaluation_episodes, improve_steps, save_model"),
+    # Every notebook's shortcuts are accepted for any preset, so the message lists all of them.
+    ("learning_rate", None, "The notebooks' shortcuts are discount, evaluation_episodes, improve_steps, "
+                            "evaluation_freq_env_steps, gae_lambda, training_freq_env_steps, training_learning_rate"),
 ])
 def test_unknown_hyperparameter(cartpole: GraphManager, name: str, shortcut_set: str, message: str) -> None:
     with pytest.raises(UnknownParameterError) as info:
@@ -437,3 +444,65 @@ def test_empty_hyperparameters_yaml_file_changes_nothing(tmp_path: Path) -> None
     path.write_text("# nothing yet\n", encoding="utf-8")
     graph_manager, _, _ = prepare(["-p", "preset-cartpole-dqn", "--hyperparameters", str(path)])
     assert graph_manager.agent_params.algorithm.discount == 0.99
+
+
+# ---- issue 9: the notebooks' shortcuts for any preset, SageMaker's file values, environment keyword arguments ----
+def test_every_notebooks_shortcuts_work_for_a_preset_of_another_notebook(cartpole: GraphManager) -> None:
+    # preset-cartpole-dqn belongs to the CartPole notebook, whose launcher has no training_* shortcuts.
+    apply_hyperparameters(cartpole, {"training_learning_rate": "0.004", "training_batch_size": "64",
+                                     "training_freq_env_steps": "500"})
+    assert (main_network(cartpole).learning_rate, main_network(cartpole).batch_size) == (0.004, 64)
+    assert cartpole.agent_params.algorithm.num_consecutive_playing_steps == EnvironmentSteps(500)
+    assert cartpole.steps_between_evaluation_periods == EnvironmentSteps(500)  # the Mountain Car launcher's tie
+
+
+@pytest.mark.parametrize(("preset", "unit"), [
+    ("preset-mountain-car-dqn", EnvironmentSteps),  # a Mountain Car notebook preset (its preset says TrainingSteps)
+    ("preset-cartpole-dqn", TrainingSteps),
+])
+def test_improve_steps_follows_the_notebook_whose_preset_name_matches(preset: str, unit: type) -> None:
+    graph_manager = load_preset(preset)
+    apply_hyperparameters(graph_manager, {"improve_steps": "300"}, None, preset)
+    assert graph_manager.improve_steps == unit(300)
+
+
+def test_a_copied_notebook_preset_keeps_its_own_improve_steps_unit_and_takes_every_shortcut(tmp_path: Path) -> None:
+    copy = tmp_path / "my-car.py"
+    text = (Path(__file__).parents[1] / "presets" / "preset-mountain-car-continuous-clipped-ppo.py").read_text()
+    copy.write_text(text.replace('HYPERPARAMETER_SHORTCUTS = "mountain_car"', ""))
+    graph_manager = load_preset(str(copy))
+    assert graph_manager.improve_steps == EnvironmentEpisodes(100)
+    apply_hyperparameters(graph_manager, {"improve_steps": "20", "gae_lambda": "0.997", "training_epochs": "15"},
+                          None, "my-car")
+    assert graph_manager.improve_steps == EnvironmentEpisodes(20)
+    assert graph_manager.agent_params.algorithm.gae_lambda == 0.997
+    assert graph_manager.agent_params.algorithm.optimization_epochs == 15
+    apply_hyperparameters(graph_manager, {"rl.improve_steps:EnvironmentSteps": "100000"}, None, "my-car")
+    assert graph_manager.improve_steps == EnvironmentSteps(100000)  # the explicit form names its unit
+
+
+def test_environment_keyword_arguments_take_new_keys(mountain_car: GraphManager) -> None:
+    assert mountain_car.env_params.additional_simulator_parameters == {}
+    apply_hyperparameters(mountain_car, {"rl.env_params.additional_simulator_parameters.warmup_latency": "60"})
+    apply_custom_parameters(mountain_car, "env_params.additional_simulator_parameters['mode']='hard'")
+    assert mountain_car.env_params.additional_simulator_parameters == {"warmup_latency": 60, "mode": "hard"}
+    # Other dicts keep only the keys the preset gave them.
+    with pytest.raises(UnknownParameterError, match="'critic' is not a key here"):
+        apply_hyperparameters(mountain_car, {"rl.agent_params.network_wrappers.critic": "1"})
+    with pytest.raises(ParameterValueError, match="path segments starting with '__' are not allowed"):
+        apply_hyperparameters(mountain_car, {"rl.env_params.additional_simulator_parameters.__init__": "1"})
+
+
+@pytest.mark.parametrize(("raw", "value"), [
+    ("0.9", 0.9), ('"ppo"', "ppo"), ("ppo", "ppo"), ("true", True), ("True", "True"), ("[1, 2]", [1, 2]),
+    ('{"a": 1}', {"a": 1}), (5, 5), ("CartPole-v1", "CartPole-v1"),
+])
+def test_sagemaker_hyperparameter_values_are_json_decoded_with_a_raw_fallback(raw: Any, value: Any) -> None:
+    assert decode_sagemaker_value(raw) == value
+
+
+def test_sagemaker_internal_keys_are_no_hyperparameters(cartpole: GraphManager) -> None:
+    result = apply_hyperparameters(cartpole, {"sagemaker_program": "train-coach.py", "_tuning_objective_metric": "x",
+                                              "sagemaker_job_name": "job", "discount": "0.9"})
+    assert result.applied == {"discount": 0.9}
+    assert is_sagemaker_internal("sagemaker_region") and not is_sagemaker_internal("discount")

@@ -4,13 +4,13 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
-from rlframe import coach_compat
 from rlframe.agents.ddqn import DDQNAgent, DDQNAgentParameters
 from rlframe.agents.dqn import DQNAgentParameters
 from rlframe.core_types import EnvironmentEpisodes, EnvironmentSteps, TrainingSteps
@@ -19,7 +19,9 @@ from rlframe.graph_managers.basic_rl import BasicRLGraphManager
 from rlframe.graph_managers.graph_manager import GraphManager
 from rlframe.memories.memory import MemoryGranularity
 from rlframe.parameters import TaskParameters
+from rlframe.integrations.coach_launcher import short_dynamic_import
 from rlframe.presets import available_presets, find_preset, load_preset
+from rlframe.schedules import LinearSchedule
 from rlframe.shipped import shipped_dir
 
 WritePreset = Callable[..., Path]
@@ -206,32 +208,94 @@ def test_a_coach_preset_loads_unchanged() -> None:
     assert graph_manager.preset_validation_params.min_reward_threshold == 150
 
 
-def test_the_rl_coach_hook_is_only_there_while_a_preset_loads() -> None:
-    if importlib.util.find_spec("rl_coach") is not None:
-        pytest.skip("a real rl_coach is installed")
-    load_preset(str(FIXTURES / "coach_cartpole_dqn.py"))
-    assert not [name for name in sys.modules if name.split(".")[0] == "rl_coach"]
-    with pytest.raises(ModuleNotFoundError):
-        importlib.import_module("rl_coach.agents.dqn_agent")
+# The Coach names the ten SageMaker RL notebooks' presets and launchers import (CartPole, spot and batch CartPole,
+# Mountain Car, knapsack, tic-tac-toe, TSP/VRP, portfolio, autoscaling, stock trading).
+NOTEBOOK_IMPORTS = {
+    "rl_coach.agents.clipped_ppo_agent": ["ClippedPPOAgentParameters"],
+    "rl_coach.agents.dqn_agent": ["DQNAgentParameters"],
+    "rl_coach.agents.ddqn_agent": ["DDQNAgentParameters"],
+    "rl_coach.agents.ddqn_bcq_agent": ["DDQNBCQAgentParameters", "KNNParameters"],
+    "rl_coach.agents.actor_critic_agent": ["ActorCriticAgentParameters"],
+    "rl_coach.agents.policy_gradients_agent": ["PolicyGradientsAgentParameters"],
+    "rl_coach.agents.policy_optimization_agent": ["PolicyGradientRescaler"],
+    "rl_coach.architectures.layers": ["Dense", "Conv2d"],
+    "rl_coach.architectures.head_parameters": ["DuelingQHeadParameters"],
+    "rl_coach.base_parameters": ["DistributedCoachSynchronizationType", "MiddlewareScheme", "PresetValidationParameters",
+                                 "VisualizationParameters", "TaskParameters", "Frameworks"],
+    "rl_coach.core_types": ["EnvironmentEpisodes", "EnvironmentSteps", "RunPhase", "TrainingSteps", "Frames", "Time",
+                            "SelectedPhaseOnlyDumpFilter", "MaxDumpFilter", "CsvDataset"],
+    "rl_coach.environments.gym_environment": ["GymVectorEnvironment", "mujoco_v2", "ObservationSpaceType"],
+    "rl_coach.exploration_policies.additive_noise": ["AdditiveNoiseParameters"],
+    "rl_coach.exploration_policies.e_greedy": ["EGreedyParameters"],
+    "rl_coach.filters.filter": ["InputFilter"],
+    "rl_coach.filters.observation.observation_normalization_filter": ["ObservationNormalizationFilter"],
+    "rl_coach.filters.reward.reward_rescale_filter": ["RewardRescaleFilter"],
+    "rl_coach.graph_managers.basic_rl_graph_manager": ["BasicRLGraphManager"],
+    "rl_coach.graph_managers.batch_rl_graph_manager": ["BatchRLGraphManager"],
+    "rl_coach.graph_managers.graph_manager": ["ScheduleParameters", "SimpleSchedule"],
+    "rl_coach.memories.memory": ["MemoryGranularity"],
+    "rl_coach.memories.episodic": ["EpisodicExperienceReplayParameters"],
+    "rl_coach.schedules": ["LinearSchedule"],
+    "rl_coach.spaces": ["SpacesDefinition", "StateSpace", "VectorObservationSpace", "DiscreteActionSpace", "RewardSpace"],
+    "rl_coach.coach": ["CoachLauncher"],
+    "rl_coach.utils": ["short_dynamic_import"],
+    "rl_coach.logger": ["screen", "get_experiment_name", "experiment_path"],
+    "sagemaker_rl.coach_launcher": ["SageMakerCoachPresetLauncher", "SageMakerCoachLauncher", "CoachConfigurationList"],
+}
+
+
+@pytest.mark.parametrize("module", sorted(NOTEBOOK_IMPORTS))
+def test_every_coach_name_the_notebooks_import(module: str) -> None:
+    imported = importlib.import_module(module)
+    for name in NOTEBOOK_IMPORTS[module]:
+        assert hasattr(imported, name), f"{module}.{name}"
+
+
+def test_rl_coach_answers_imports_in_any_script_once_rlframe_is_installed(tmp_path: Path) -> None:
+    # A plain script, not a preset: as a user's train-coach.py or evaluate-coach.py runs under SageMaker's toolkit.
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import rl_coach\n"
+        "import rl_coach.core_types\n"
+        "from rl_coach.schedules import LinearSchedule\n"
+        "from rl_coach.core_types import *\n"
+        "import gym\n"
+        "rl_coach.logger.experiment_path = '/opt/ml/output/intermediate'\n"
+        "print(LinearSchedule.__module__, rl_coach.core_types.Frames.__module__, EnvironmentSteps.__module__,"
+        " gym.spaces.Box.__module__)\n"
+    )
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["rlframe.schedules", "rlframe.core_types", "rlframe.core_types", "gymnasium.spaces.box"]
 
 
 def test_an_rl_coach_module_rlframe_does_not_provide() -> None:
-    with coach_compat.installed():
-        with pytest.raises(ImportError) as info:
-            importlib.import_module("rl_coach.agents.actor_critic_agent")
-        # Provided modules still import inside the same block.
-        assert importlib.import_module("rl_coach.agents.dqn_agent").DQNAgentParameters is DQNAgentParameters
+    with pytest.raises(ImportError) as info:
+        importlib.import_module("rl_coach.agents.rainbow_dqn_agent")
     message = str(info.value)
-    assert "rlframe does not provide 'rl_coach.agents.actor_critic_agent'" in message
-    assert "The Coach modules a preset can import are:" in message
-    for provided in ("rl_coach.agents.dqn_agent", "rl_coach.agents.ddqn_agent", "rl_coach.schedules", "rl_coach.core_types"):
+    assert "rlframe does not provide 'rl_coach.agents.rainbow_dqn_agent'" in message
+    assert "The Coach modules a preset or launcher can import are:" in message
+    for provided in ("rl_coach.agents.dqn_agent", "rl_coach.coach", "rl_coach.logger", "rl_coach.schedules"):
         assert provided in message
 
 
-def test_a_preset_importing_an_unprovided_rl_coach_module(write_preset: WritePreset) -> None:
-    path = write_preset("ppo", text="x = 1\nfrom rl_coach.agents.actor_critic_agent import ActorCriticAgentParameters\n")
+def test_a_class_rlframe_does_not_implement_imports_and_fails_only_when_used(write_preset: WritePreset) -> None:
+    imports = "from rl_coach.agents.actor_critic_agent import ActorCriticAgentParameters\n"
+    write_preset("names_it", text=imports + (FIXTURES / "coach_cartpole_dqn.py").read_text())
+    assert isinstance(load_preset("names_it"), BasicRLGraphManager)
+    path = write_preset("uses_it", text=imports + "x = 1\nagent_params = ActorCriticAgentParameters()\n")
     with pytest.raises(PresetError) as info:
-        load_preset("ppo")
-    message = str(info.value)
-    assert f"Preset {path.resolve()}, line 2 raised ImportError: rlframe does not provide 'rl_coach.agents.actor_critic_agent'" in message
-    assert "rl_coach.agents.dqn_agent" in message
+        load_preset("uses_it")
+    assert str(info.value) == (
+        f"Preset {path.resolve()}, line 3 is invalid: rlframe does not implement ActorCriticAgentParameters "
+        "(from rl_coach.agents.actor_critic_agent); use ClippedPPOAgentParameters (rl_coach.agents.clipped_ppo_agent)."
+    )
+
+
+def test_short_dynamic_import_finds_a_preset_ignoring_case(tmp_path: Path) -> None:
+    (tmp_path / "Preset-CartPole.py").write_text((FIXTURES / "coach_cartpole_dqn.py").read_text())
+    graph_manager = short_dynamic_import(f"{tmp_path}/preset-cartpole.py:graph_manager", ignore_module_case=True)
+    assert isinstance(graph_manager, BasicRLGraphManager)
+    assert short_dynamic_import("rlframe.schedules:LinearSchedule") is LinearSchedule
+    with pytest.raises(PresetError, match="does not exist"):
+        short_dynamic_import(f"{tmp_path}/preset-cartpole.py:graph_manager")
