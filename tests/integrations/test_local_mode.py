@@ -9,7 +9,6 @@ status. Every job is a few hundred CartPole steps.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys

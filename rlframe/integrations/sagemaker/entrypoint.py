@@ -4,9 +4,9 @@
 a framework:
 
 - reads ``/opt/ml/input/config`` (:mod:`.environment`) and makes the output folders;
-- with an entry script (``SAGEMAKER_PROGRAM`` or the ``sagemaker_program`` hyperparameter, in ``/opt/ml/code``):
-  installs ``requirements.txt`` when there is one, then runs ``python <script> --key value ...``; without one,
-  runs rlframe's launcher on the ``RLCOACH_PRESET`` hyperparameter the same way. The child runs in
+- installs ``/opt/ml/code/requirements.txt`` when there is one; then, with an entry script (``SAGEMAKER_PROGRAM``
+  or the ``sagemaker_program`` hyperparameter, in ``/opt/ml/code``), runs ``python <script> --key value ...``;
+  without one, runs rlframe's launcher on the ``RLCOACH_PRESET`` hyperparameter the same way. The child runs in
   ``/opt/ml/code``, with that folder on ``PYTHONPATH``, the ``SM_*`` variables, ``COACH_BACKEND=mxnet`` and
   ``PYTHONUNBUFFERED=1``; its output is passed through unchanged (SageMaker's metric regexes read it);
 - exits 0 after writing an empty ``/opt/ml/output/success``, or non-zero after writing ``/opt/ml/output/failure``
@@ -42,6 +42,7 @@ from rlframe.errors import RlframeError
 from rlframe.integrations.sagemaker.environment import TrainingEnvironment, arg_value, read_environment, to_cmd_args
 from rlframe.integrations.sagemaker.paths import BASE_DIR_VARIABLE, SageMakerPaths
 from rlframe.outputs.atomic import atomic_write_text, storage_error
+from rlframe.stopping import STOP_SIGNALS
 
 USAGE = "usage: rlframe-sagemaker [train | serve]  (SageMaker runs the image with 'train' or 'serve')"
 LAUNCHER_MODULE = "rlframe.integrations.sagemaker.launcher"
@@ -94,6 +95,7 @@ def train(paths: SageMakerPaths) -> int:
         try:
             command = _prepare(paths, stop)
             _run_step(command.argv, command.env, paths.code, stop, _reason_from_stderr)
+            atomic_write_text(str(paths.success_file), "")
         except StepFailed as exc:
             return _fail(paths, exc.reason, exc.exit_code, exc.details)
         except RlframeError as exc:
@@ -106,7 +108,6 @@ def train(paths: SageMakerPaths) -> int:
             reason = f"rlframe-sagemaker failed: {type(exc).__name__}: {exc} (set {DEBUG_VARIABLE}=1 for the traceback)"
             print(f"error: {reason}", file=sys.stderr, flush=True)
             return _fail(paths, reason, 1, details if os.environ.get(DEBUG_VARIABLE) == "1" else "")
-    atomic_write_text(str(paths.success_file), "")
     print(f"Training job succeeded; wrote {paths.success_file}", flush=True)
     return 0
 
@@ -126,13 +127,10 @@ def _prepare(paths: SageMakerPaths, stop: "StopForwarding") -> _Command:
         except OSError as exc:
             raise storage_error(str(folder), exc) from exc
     env = child_environment(job)
-    if job.user_entry_point is None:
-        argv = launcher_command(job)
-    else:
-        argv = script_command(job)
-        if (paths.code / "requirements.txt").is_file():
-            pip = [sys.executable, "-m", "pip", "install", "-r", "requirements.txt"]
-            _run_step(pip, env, paths.code, stop, _pip_reason)
+    argv = launcher_command(job) if job.user_entry_point is None else script_command(job)
+    if (paths.code / "requirements.txt").is_file():
+        pip = [sys.executable, "-m", "pip", "install", "-r", "requirements.txt"]
+        _run_step(pip, env, paths.code, stop, _pip_reason)
     return _Command(argv, env)
 
 
@@ -195,8 +193,9 @@ def launcher_command(job: TrainingEnvironment) -> list[str]:
 class StopForwarding:
     """While active, SIGTERM and SIGINT are passed on to the current child instead of ending this process.
 
-    The first signal is remembered (:attr:`signum`, :attr:`since`); a child that outlives the grace period after
-    it is killed. Used as a context manager from the main thread; the previous handlers come back on exit.
+    The first signal is remembered (:attr:`signum`, :attr:`since`), so a child still running
+    :meth:`grace_seconds` later can be killed. Used as a context manager from the main thread; the previous
+    handlers come back on exit.
     """
 
     def __init__(self) -> None:
@@ -207,7 +206,7 @@ class StopForwarding:
 
     def __enter__(self) -> "StopForwarding":
         if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGTERM, signal.SIGINT):
+            for signum in STOP_SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
@@ -230,10 +229,12 @@ class StopForwarding:
             return DEFAULT_GRACE_SECONDS
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: be killed when this process dies (as everything in a container is)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+def _child_setup() -> None:
+    """In the child, before exec: take stop signals again (they are blocked while it starts), and on Linux be
+    killed when this process dies (as everything in a container is)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _run_step(argv: list[str], env: dict[str, str], cwd: Path, stop: StopForwarding,
@@ -242,13 +243,18 @@ def _run_step(argv: list[str], env: dict[str, str], cwd: Path, stop: StopForward
 
     Raises StepFailed with ``reason(stderr_tail, exit_code, stop)`` when it ends with a non-zero status.
     """
-    if stop.signum is not None:
-        raise StepFailed(f"Stopped by {signal.Signals(stop.signum).name} before the training script started.",
-                         128 + stop.signum, "")
     print(f"rlframe-sagemaker: running {shlex.join(argv)} in {cwd}", flush=True)
-    preexec = _die_with_parent if sys.platform.startswith("linux") else None
-    child = subprocess.Popen(argv, cwd=cwd, env=env, stderr=subprocess.PIPE, process_group=0, preexec_fn=preexec)
-    stop.child = child
+    # A signal that comes while the child starts is handled once it is known, so it is forwarded exactly once.
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        if stop.signum is not None:
+            raise StepFailed(f"Stopped by {signal.Signals(stop.signum).name} before the training script started.",
+                             128 + stop.signum, "")
+        child = subprocess.Popen(argv, cwd=cwd, env=env, stderr=subprocess.PIPE, process_group=0,
+                                 preexec_fn=_child_setup)
+        stop.child = child
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
     relay = threading.Thread(target=_relay, args=(child, tail), daemon=True)
     relay.start()
@@ -268,11 +274,16 @@ def _run_step(argv: list[str], env: dict[str, str], cwd: Path, stop: StopForward
 def _relay(child: subprocess.Popen[bytes], tail: collections.deque[str]) -> None:
     """Copy the child's stderr to ours as it comes, keeping the last lines."""
     assert child.stderr is not None
-    out = sys.stderr.buffer
+    binary = getattr(sys.stderr, "buffer", None)  # a notebook's stderr takes text only
     for line in iter(child.stderr.readline, b""):
-        out.write(line)
-        out.flush()
-        tail.append(line.decode("utf-8", "replace"))
+        text = line.decode("utf-8", "replace")
+        if binary is not None:
+            binary.write(line)
+            binary.flush()
+        else:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+        tail.append(text)
     child.stderr.close()
 
 

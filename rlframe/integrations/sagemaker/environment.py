@@ -20,6 +20,7 @@ from rlframe.integrations.sagemaker.paths import (
     SageMakerPaths,
     read_json_config,
 )
+from rlframe.overrides import decode_sagemaker_value
 
 RESERVED_PREFIX = "sagemaker_"
 #: reserved hyperparameters the toolkit reads itself; other ``sagemaker_*`` ones are framework parameters
@@ -32,19 +33,6 @@ PROGRAM_HYPERPARAMETER = "sagemaker_program"
 PROGRAM_VARIABLE = "SAGEMAKER_PROGRAM"
 DEFAULT_LOG_LEVEL = 20  # logging.INFO, the toolkit's default
 DEFAULT_NETWORK_INTERFACE = "eth0"
-
-
-def decode_value(raw: Any) -> Any:
-    """A hyperparameter as the toolkit decodes it: JSON if it parses, else the raw string.
-
-    ``"3"`` -> 3, ``"true"`` -> True, ``"\\"ppo\\""`` -> ``ppo``, ``"True"`` and ``"ppo"`` stay strings.
-    """
-    if not isinstance(raw, (str, bytes, bytearray)):
-        return raw  # a file written by hand with non-string values: the toolkit keeps them as they are
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw
 
 
 def _compact_json(value: Any) -> str:
@@ -219,7 +207,7 @@ def read_environment(paths: SageMakerPaths, environ: Mapping[str, str] | None = 
     """
     environ = os.environ if environ is None else environ
     raw = _object(paths.hyperparameters_file, read_json_config(paths.hyperparameters_file), "string values")
-    decoded = {str(key): decode_value(value) for key, value in raw.items()}
+    decoded = {str(key): decode_sagemaker_value(value) for key, value in raw.items()}
     reserved = {k: v for k, v in decoded.items() if k.startswith(RESERVED_PREFIX) or k in TOOLKIT_HYPERPARAMETERS}
     user = {k: v for k, v in decoded.items() if k not in reserved}
     resource_config = _object(paths.resource_config_file, read_json_config(paths.resource_config_file),
