@@ -34,7 +34,7 @@ import yaml
 from rlframe.errors import RlframeError
 from rlframe.integrations.sagemaker.entrypoint import train
 from rlframe.integrations.sagemaker.environment import PROGRAM_HYPERPARAMETER, RESERVED_PREFIX
-from rlframe.integrations.sagemaker.paths import DEFAULT_HOST, SageMakerPaths
+from rlframe.integrations.sagemaker.paths import DEFAULT_HOST, SageMakerPaths, current_host
 from rlframe.outputs.atomic import atomic_path, atomic_write_text, storage_error
 
 TREE = "opt_ml"
@@ -184,9 +184,12 @@ def _run(argv: Sequence[str] | None) -> int:
     pack(paths.model, out / MODEL_ARCHIVE)
     # Local mode mounts output/intermediate elsewhere, so output.tar.gz holds data/... and success or failure.
     pack(paths.output, out / OUTPUT_ARCHIVE, exclude=(paths.intermediate.name,))
-    print(f"rlframe-local: exit status {status}; model: {out / MODEL_ARCHIVE}; output: {out / OUTPUT_ARCHIVE}; "
-          f"CSV and GIFs: {paths.intermediate}; checkpoints: {paths.checkpoint_output}"
-          + (f" and {checkpoint_dir}" if checkpoint_dir else ""), flush=True)
+    synced = f" (and {checkpoint_dir / current_host(paths)})" if checkpoint_dir else ""
+    print(f"rlframe-local: job {job_name} ended with exit status {status}\n"
+          f"  CSV, GIFs:    {paths.intermediate}\n"
+          f"  checkpoints:  {paths.checkpoint_output}{synced}\n"
+          f"  model:        {out / MODEL_ARCHIVE}\n"
+          f"  output:       {out / OUTPUT_ARCHIVE}", flush=True)
     return status
 
 
