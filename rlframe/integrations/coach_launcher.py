@@ -185,7 +185,8 @@ class CoachLauncher:
             raise ParameterValueError("No preset: pass -p PRESET (a preset name, path.py or path.py:variable).")
         args.experiment_name = logger.get_experiment_name(args.experiment_name or Path(args.preset.split(":")[0]).stem)
         if args.experiment_path is None:
-            args.experiment_path = logger.get_experiment_path(args.experiment_name)
+            # Made by the run itself, so a run that fails before it starts leaves no empty folder behind.
+            args.experiment_path = logger.get_experiment_path(args.experiment_name, create_path=False)
         args.framework = self.framework(args.framework)
         return args
 

@@ -119,10 +119,11 @@ class SageMakerCoachPresetLauncher(CoachLauncher):
         args.experiment_path = logger.experiment_path = str(paths.intermediate)
         args.checkpoint_save_dir = str(paths.checkpoint_output)
         args.checkpoint_save_secs = CHECKPOINT_SAVE_SECS
-        self.save_model = job_args.save_model == 1
+        # A subclass's own sagemaker_argparser may leave these options out.
+        self.save_model = getattr(job_args, "save_model", 0) == 1
         args.export_onnx_graph = self.save_model
         args.no_summary = True
-        args.num_workers = job_args.num_workers
+        args.num_workers = getattr(job_args, "num_workers", 1)
         args.framework = self.framework(os.environ.get(BACKEND_VARIABLE, "tensorflow"))
         args.preset = job_args.RLCOACH_PRESET
         self.hyperparameters = CoachConfigurationList()
@@ -204,7 +205,7 @@ class SageMakerCoachPresetLauncher(CoachLauncher):
         trainer = cls()
         trainer.launch()
         job_args, _ = trainer.sagemaker_argparser().parse_known_args()
-        if job_args.save_model == 1:
+        if getattr(job_args, "save_model", 0) == 1:
             print_recorded_notes(Hyperparameters(recorded={RECORDED[0]: 1}))
 
     @classmethod
