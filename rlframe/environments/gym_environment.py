@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import inspect
 import os
 import sys
 import warnings
@@ -27,7 +26,8 @@ os.environ["SDL_NO_SIGNAL_HANDLERS"] = "1"
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 
-from rlframe.errors import EnvironmentLevelError
+from rlframe.environments.gym_compat import GymApiAdapter, accepts_keyword, install_gym_fallback, is_gym_fallback
+from rlframe.errors import EnvironmentLevelError, closest
 from rlframe.parameters import Parameters
 from rlframe.spaces import SpacesDefinition, spaces_from_gymnasium
 
@@ -81,6 +81,26 @@ class GymVectorEnvironment(GymEnvironmentParameters):
         self.frame_skip = 1
 
 
+def _keep_importable(folder: Path) -> None:
+    """Put ``folder`` first on ``sys.path`` for the rest of the run (once).
+
+    An environment module imports its siblings (``import capacity``) at the top and also inside methods called
+    much later (``render()``, ``step()``), so its folder must stay importable for as long as the process runs.
+    """
+    entry = str(folder.resolve())
+    if entry not in sys.path:
+        sys.path.insert(0, entry)
+
+
+def _folder_holding(module_name: str, search_dirs: list[Path]) -> Path | None:
+    """The first search folder holding the top-level module or package of ``module_name``, if any."""
+    top = module_name.split(".")[0]
+    for directory in search_dirs:
+        if (directory / f"{top}.py").is_file() or (directory / top / "__init__.py").is_file():
+            return directory
+    return None
+
+
 def _load_module_from_file(path: Path) -> Any:
     name = f"rlframe_level_{path.stem}_{abs(hash(str(path)))}"
     if name in sys.modules:
@@ -97,10 +117,14 @@ def _load_module_from_file(path: Path) -> Any:
     return module
 
 
-def resolve_level(level: str, search_dirs: list[Path]) -> Callable[..., gym.Env] | None:
-    """The callable behind ``'module:callable'``, or None when ``level`` is not of that form."""
+def resolve_level(level: str, search_dirs: list[Path]) -> Callable[..., Any] | None:
+    """The callable behind ``'module:callable'``, or None when ``level`` is not of that form.
+
+    The folder the module is found in stays on ``sys.path`` for the rest of the run (its sibling imports).
+    """
     if ":" not in level:
         return None
+    install_gym_fallback()
     module_name, _, attr = level.partition(":")
     module_file = module_name.replace(".", os.sep)
     module_file = module_file[:-3] if module_file.endswith(".py") else module_file
@@ -110,6 +134,7 @@ def resolve_level(level: str, search_dirs: list[Path]) -> Callable[..., gym.Env]
         candidate = directory / f"{module_file}.py"
         looked.append(str(candidate))
         if candidate.is_file():
+            _keep_importable(candidate.parent)
             module = _load_module_from_file(candidate)
             break
     if module is None:
@@ -130,46 +155,106 @@ def resolve_level(level: str, search_dirs: list[Path]) -> Callable[..., gym.Env]
     return factory
 
 
+class _Registered(NamedTuple):
+    """A registered id's recipe, from gymnasium's registry or a real gym's."""
+
+    creator: Callable[..., Any]
+    kwargs: dict[str, Any]
+    max_episode_steps: int | None
+    spec: Any
+
+
+def _registered(level: str, search_dirs: list[Path]) -> _Registered:
+    """Look ``level`` up in gymnasium's registry, then in a real gym's (old environments register there)."""
+    registries: list[tuple[str, Callable[[str], Any], type[Exception]]] = [("gymnasium", gym.spec, gym.error.Error)]
+    try:
+        import gym as old_gym  # a real gym when one is installed; else the fallback, i.e. gymnasium again
+    except ImportError:
+        old_gym = None
+    if old_gym is not None and not is_gym_fallback(old_gym):
+        registries.append((f"gym {getattr(old_gym, '__version__', '')}".strip(), old_gym.spec, Exception))
+    errors = []
+    for name, lookup, error in registries:
+        try:
+            spec = lookup(level)
+        except error as exc:
+            errors.append(f"{name}: {exc}")
+            continue
+        entry_point = spec.entry_point
+        if isinstance(entry_point, str):
+            module_name, _, attr = entry_point.partition(":")
+            folder = _folder_holding(module_name, search_dirs)
+            if folder is not None:
+                _keep_importable(folder)
+            try:
+                entry_point = getattr(importlib.import_module(module_name), attr)
+            except (ImportError, AttributeError) as exc:
+                raise EnvironmentLevelError(
+                    f"Environment level {level!r} is registered with entry_point {spec.entry_point!r}, which cannot "
+                    f"be loaded ({type(exc).__name__}: {exc}). Put the module beside the preset or install it."
+                ) from exc
+        steps = getattr(spec, "max_episode_steps", None)
+        return _Registered(entry_point, dict(getattr(spec, "kwargs", None) or {}),
+                           steps if isinstance(steps, int) and steps > 0 else None, spec)
+    known = [k for k in gym.registry if "-v" in k]
+    raise EnvironmentLevelError(
+        f"Environment level {level!r} is not a registered {' or '.join(name for name, _, _ in registries)} id "
+        f"({'; '.join(errors)}).{closest(level, known)} "
+        "Use a gymnasium id or 'module:callable'."
+    )
+
+
+def _construct(factory: Callable[..., Any], kwargs: dict[str, Any], render: bool) -> Any:
+    """Call ``factory(**kwargs)``, asking for rgb-array frames when ``render`` (passing ``render_mode`` only
+    where the factory takes it; an old environment renders on request instead)."""
+    if render and accepts_keyword(factory, "render_mode"):
+        kwargs = {**kwargs, "render_mode": "rgb_array"}
+    env = factory(**kwargs)
+    if render and getattr(env, "render_mode", None) is None:
+        try:
+            env.unwrapped.render_mode = "rgb_array"
+        except AttributeError:  # not a gym-style object; GymApiAdapter asks render(mode='rgb_array') if it can
+            pass
+    return env
+
+
 def make_env_factory(params: GymEnvironmentParameters, search_dirs: list[Path], render: bool) -> Callable[[], gym.Env]:
-    """A function that makes one copy of the preset's environment (rendering to rgb arrays when ``render``)."""
+    """A function that makes one copy of the preset's environment (rendering to rgb arrays when ``render``).
+
+    Each copy is a gymnasium environment: whatever the level makes (old gym, gym 0.26 or gymnasium) is wrapped in
+    :class:`~rlframe.environments.gym_compat.GymApiAdapter`. A registered id is built from its registry entry
+    (gymnasium's, else a real gym's), with its ``max_episode_steps`` applied as a time limit, as ``make`` would.
+
+    :param search_dirs: folders to look for a level's module in, the preset's folder first; the one holding the
+        environment's module stays on ``sys.path`` for the rest of the run.
+    """
     level = params.level
     if not isinstance(level, str) or not level:
         raise EnvironmentLevelError(
             f"env_params.level = {level!r}: set it to a gymnasium id such as 'CartPole-v0' or to 'module:callable'."
         )
-    factory = resolve_level(level, search_dirs)
+    install_gym_fallback()
     extra = dict(params.additional_simulator_parameters or {})
-    render_mode = "rgb_array" if render else None
-
+    factory = resolve_level(level, search_dirs)
     if factory is not None:
-        try:
-            accepts_render = "render_mode" in inspect.signature(factory).parameters or any(
-                p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(factory).parameters.values()
-            )
-        except (TypeError, ValueError):
-            accepts_render = False
-
         def make() -> gym.Env:
-            env = factory(**extra, render_mode=render_mode) if accepts_render else factory(**extra)
-            if render and getattr(env, "render_mode", None) is None:
-                env.unwrapped.render_mode = "rgb_array"
-            return env
+            return GymApiAdapter(_construct(factory, extra, render), level)
 
         return make
 
-    try:
-        gym.spec(level)
-    except gym.error.Error as exc:
-        known = [k for k in gym.registry if "-v" in k]
-        from rlframe.errors import closest
-
-        raise EnvironmentLevelError(
-            f"Environment level {level!r} is not a registered gymnasium id ({exc}).{closest(level, known)} "
-            "Use a gymnasium id or 'module:callable'."
-        ) from exc
+    recipe = _registered(level, search_dirs)
 
     def make_registered() -> gym.Env:
-        return gym.make(level, render_mode=render_mode, disable_env_checker=True, **extra)
+        raw = _construct(recipe.creator, {**recipe.kwargs, **extra}, render)
+        if getattr(raw, "spec", None) is None:
+            try:
+                raw.unwrapped.spec = recipe.spec  # what make() does, so the reward threshold is known
+            except AttributeError:
+                pass
+        env: gym.Env = GymApiAdapter(raw, level)
+        if recipe.max_episode_steps is not None:
+            env = gym.wrappers.TimeLimit(env, recipe.max_episode_steps)
+        return env
 
     return make_registered
 
