@@ -2,6 +2,14 @@
 # /opt/ml/code (or a shipped preset named by RLCOACH_PRESET). Build with `docker build -t rlframe .`, or without
 # a Docker daemon with ../shared/container/build.sh (buildah), which passes a local Debian 12 base image.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
+
+# The pinned dependencies, read from setup.cfg in a stage of their own: the image's dependency layer is then
+# keyed by this list alone, so neither a code change nor a new console script in setup.cfg reinstalls them.
+FROM ${BASE_IMAGE} AS requirements
+COPY setup.cfg /tmp/setup.cfg
+RUN python3 -c "import configparser; c = configparser.ConfigParser(interpolation=None); c.read('/tmp/setup.cfg'); \
+print(c['options']['install_requires'].strip())" > /tmp/requirements.txt
+
 FROM ${BASE_IMAGE}
 
 # MXNet 1.9.1's pip wheel links against these; neither slim Debian nor python:3.11-slim carries them, and
@@ -18,15 +26,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     COACH_BACKEND=mxnet
 
-# The pinned dependencies first, read from setup.cfg alone, so a change to the code reuses this (slow) layer.
-COPY setup.cfg /usr/src/rlframe/setup.cfg
-RUN python -c "import configparser, sys; c = configparser.ConfigParser(interpolation=None); \
-c.read(sys.argv[1]); print(c['options']['install_requires'].strip())" /usr/src/rlframe/setup.cfg \
-        > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
+COPY --from=requirements /tmp/requirements.txt /tmp/requirements.txt
+RUN pip install -r /tmp/requirements.txt && rm /tmp/requirements.txt
 
-# Then the project itself, as a regular (non-editable) install: the image does not need the source tree.
+# Then the project itself, as a regular (non-editable) install into the virtual environment.
 COPY . /usr/src/rlframe
 RUN pip install --use-pep517 /usr/src/rlframe && rm -rf /usr/src/rlframe/build /usr/src/rlframe/*.egg-info
 
@@ -34,7 +37,8 @@ RUN pip install --use-pep517 /usr/src/rlframe && rm -rf /usr/src/rlframe/build /
 # directory is an empty folder of its own: a folder holding the source tree would shadow the installed package
 # for `python -m`.
 WORKDIR /opt/program
-# Serving (the `serve` argument) listens on SAGEMAKER_BIND_TO_PORT when SageMaker sets it, else 8080.
+# For serving (the `serve` argument, which arrives with its own issue): SageMaker may choose the port and pass
+# it in SAGEMAKER_BIND_TO_PORT; 8080 otherwise.
 LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true
 EXPOSE 8080
 # Exec form: the entrypoint is PID 1 and receives SageMaker's SIGTERM itself.
