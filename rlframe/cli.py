@@ -14,8 +14,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-import yaml
-
 from rlframe.errors import ParameterValueError, RlframeError
 from rlframe.parameters import TaskParameters
 from rlframe.stopping import RunStopped, StoppedAtOnce
@@ -92,25 +90,6 @@ def hyperparameter_pairs(extra: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _read_hyperparameters(path: str) -> dict[str, Any]:
-    """The name -> value map of a YAML file or a SageMaker ``hyperparameters.json`` (JSON is YAML too); string
-    values are decoded as SageMaker's toolkit decodes them (:func:`rlframe.overrides.decode_sagemaker_value`)."""
-    from rlframe.overrides import decode_sagemaker_value
-
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
-    except OSError as exc:
-        raise ParameterValueError(f"Cannot read hyperparameters file {path!r}: {exc.strerror}.") from exc
-    except yaml.YAMLError as exc:
-        raise ParameterValueError(f"Hyperparameters file {path!r} is not valid YAML: {exc}") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ParameterValueError(f"Hyperparameters file {path!r} must hold a mapping of name: value, not a {type(data).__name__}.")
-    return {str(k): decode_sagemaker_value(v) for k, v in data.items()}
-
-
 def default_experiment_path(name: str, root: str = "experiments") -> str:
     """``<root>/<name>/<DD_MM_YYYY-HH_MM>`` with ``_<i>`` on a collision (as Coach; ``root`` is ``./experiments``)."""
     base = os.path.join(root, name, time.strftime("%d_%m_%Y-%H_%M"))
@@ -123,11 +102,15 @@ def default_experiment_path(name: str, root: str = "experiments") -> str:
 def prepare(argv: Sequence[str] | None = None) -> tuple[Any, TaskParameters, argparse.Namespace]:
     """Parse arguments, load the preset and apply every override; returns (graph manager, task, args)."""
     from rlframe.outputs.checkpoints import latest_checkpoint
-    from rlframe.overrides import PRESET_HYPERPARAMETER, apply_custom_parameters, apply_hyperparameters
+    from rlframe.overrides import (
+        PRESET_HYPERPARAMETER, apply_custom_parameters, apply_hyperparameters, decode_sagemaker_value,
+        read_hyperparameters_file,
+    )
     from rlframe.presets import load_preset
 
     args, extra = _build_parser().parse_known_args(argv)
-    hyperparameters = _read_hyperparameters(args.hyperparameters) if args.hyperparameters else {}
+    hyperparameters = ({k: decode_sagemaker_value(v) for k, v in read_hyperparameters_file(args.hyperparameters).items()}
+                       if args.hyperparameters else {})
     hyperparameters.update(hyperparameter_pairs(extra))
     # A SageMaker job names its preset among the hyperparameters; -p wins when both are given.
     preset_from_file = hyperparameters.pop(PRESET_HYPERPARAMETER, None)

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+import yaml
+
 from rlframe.core_types import STEP_UNITS, StepMethod
 from rlframe.errors import ParameterValueError, UnknownParameterError, closest
 from rlframe.memories.memory import MemoryGranularity
@@ -351,6 +353,29 @@ def is_sagemaker_internal(name: str) -> bool:
     """SageMaker's own entries of ``hyperparameters.json`` (``sagemaker_program``, ``sagemaker_job_name``, ...,
     and the tuner's ``_tuning_objective_metric``), which are no user hyperparameters."""
     return name.startswith("sagemaker_") or name == "_tuning_objective_metric"
+
+
+def read_hyperparameters_file(path: str) -> dict[str, Any]:
+    """The flat ``name -> value`` map of a YAML file or a SageMaker ``hyperparameters.json`` (JSON is YAML too),
+    values as written (callers decode or encode them). Raises ParameterValueError naming the file and the fix."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except OSError as exc:
+        raise ParameterValueError(f"Cannot read hyperparameters file {path!r}: {exc.strerror or exc}.") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise ParameterValueError(
+            f"Hyperparameters file {path!r} is neither JSON nor YAML{at}: write a flat map of name: value."
+        ) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ParameterValueError(
+            f"Hyperparameters file {path!r} holds a {type(data).__name__}; write a flat map of name: value."
+        )
+    return {str(k): v for k, v in data.items()}
 
 
 def decode_sagemaker_value(value: Any) -> Any:

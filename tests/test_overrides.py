@@ -422,9 +422,9 @@ def test_hyperparameters_yaml_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("content", "message"), [
-    ("- discount\n- 0.9\n", "must hold a mapping of name: value, not a list"),
-    ("just a string\n", "must hold a mapping of name: value, not a str"),
-    ("discount: [0.9\n", "is not valid YAML"),
+    ("- discount\n- 0.9\n", "holds a list; write a flat map of name: value"),
+    ("just a string\n", "holds a str; write a flat map of name: value"),
+    ("discount: [0.9\n", "is neither JSON nor YAML (line "),
 ])
 def test_bad_hyperparameters_yaml_file(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "hyperparameters.yaml"

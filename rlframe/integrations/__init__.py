@@ -3,3 +3,6 @@
 Core rlframe modules never import this package; everything here builds on the core (presets, overrides,
 graph managers, outputs) and adapts it to what another system expects.
 """
+
+#: set to 1 to see the traceback behind a one-line error (launchers, the SageMaker entrypoint)
+TRACEBACK_VARIABLE = "RLFRAME_TRACEBACK"

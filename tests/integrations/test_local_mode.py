@@ -161,8 +161,8 @@ def test_hyperparameters_files_are_encoded_as_the_sdk_encodes_them_unless_sagema
     (["--channel", "checkpoint"], "--channel 'checkpoint': write NAME=PATH"),
     (["--channel", "train={tmp}/nowhere"], "--channel train={tmp}/nowhere: {tmp}/nowhere does not exist."),
     (["--channel", "a b={tmp}"], "--channel 'a b={tmp}': write NAME=PATH"),
-    (["--hyperparameters", "{tmp}/list.yaml"], "--hyperparameters {tmp}/list.yaml holds a list; write a flat map"),
-    (["--hyperparameters", "{tmp}/bad.json"], "--hyperparameters {tmp}/bad.json is neither JSON nor YAML (line 1"),
+    (["--hyperparameters", "{tmp}/list.yaml"], "--hyperparameters: Hyperparameters file '{tmp}/list.yaml' holds a list; write a flat map"),
+    (["--hyperparameters", "{tmp}/bad.json"], "--hyperparameters: Hyperparameters file '{tmp}/bad.json' is neither JSON nor YAML (line 1"),
     (["--output-path", "{tmp}/used"], "--output-path {tmp}/used already holds a job (opt_ml, output.tar.gz): give a new "
                                       "--output-path, or move that job's files away (nothing was changed)."),
 ], ids=["source", "channel-form", "channel-path", "channel-name", "hp-list", "hp-syntax", "used-output"])

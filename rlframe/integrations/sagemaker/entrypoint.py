@@ -39,6 +39,7 @@ from types import FrameType
 from typing import Callable, Sequence
 
 from rlframe.errors import RlframeError
+from rlframe.integrations import TRACEBACK_VARIABLE
 from rlframe.integrations.sagemaker.environment import TrainingEnvironment, arg_value, read_environment, to_cmd_args
 from rlframe.integrations.sagemaker.paths import BASE_DIR_VARIABLE, SageMakerPaths
 from rlframe.outputs.atomic import atomic_write_text, storage_error
@@ -48,7 +49,6 @@ USAGE = "usage: rlframe-sagemaker [train | serve]  (SageMaker runs the image wit
 LAUNCHER_MODULE = "rlframe.integrations.sagemaker.launcher"
 PRESET_HYPERPARAMETER = "RLCOACH_PRESET"
 #: the one switch for tracebacks, here and in the launcher the child runs
-DEBUG_VARIABLE = "RLFRAME_TRACEBACK"
 GRACE_VARIABLE = "RLFRAME_STOP_GRACE_SECONDS"
 #: seconds between the first stop signal and killing the child: SageMaker kills the container at 120 s
 DEFAULT_GRACE_SECONDS = 100.0
@@ -103,11 +103,11 @@ def train(paths: SageMakerPaths) -> int:
             return _fail(paths, str(exc), exc.exit_code, "")
         except Exception as exc:  # a bug in rlframe: still a failure file SageMaker can show, and an exit code
             details = traceback.format_exc()
-            if os.environ.get(DEBUG_VARIABLE) == "1":
+            if os.environ.get(TRACEBACK_VARIABLE) == "1":
                 print(details, file=sys.stderr, end="")
-            reason = f"rlframe-sagemaker failed: {type(exc).__name__}: {exc} (set {DEBUG_VARIABLE}=1 for the traceback)"
+            reason = f"rlframe-sagemaker failed: {type(exc).__name__}: {exc} (set {TRACEBACK_VARIABLE}=1 for the traceback)"
             print(f"error: {reason}", file=sys.stderr, flush=True)
-            return _fail(paths, reason, 1, details if os.environ.get(DEBUG_VARIABLE) == "1" else "")
+            return _fail(paths, reason, 1, details if os.environ.get(TRACEBACK_VARIABLE) == "1" else "")
     print(f"Training job succeeded; wrote {paths.success_file}", flush=True)
     return 0
 

@@ -20,9 +20,8 @@ from rlframe.integrations.sagemaker.paths import (
     SageMakerPaths,
     read_json_config,
 )
-from rlframe.overrides import decode_sagemaker_value
+from rlframe.overrides import decode_sagemaker_value, is_sagemaker_internal
 
-RESERVED_PREFIX = "sagemaker_"
 #: reserved hyperparameters the toolkit reads itself; other ``sagemaker_*`` ones are framework parameters
 TOOLKIT_HYPERPARAMETERS = (
     "sagemaker_program", "sagemaker_submit_directory", "sagemaker_enable_cloudwatch_metrics", "sagemaker_region",
@@ -208,7 +207,7 @@ def read_environment(paths: SageMakerPaths, environ: Mapping[str, str] | None = 
     environ = os.environ if environ is None else environ
     raw = _object(paths.hyperparameters_file, read_json_config(paths.hyperparameters_file), "string values")
     decoded = {str(key): decode_sagemaker_value(value) for key, value in raw.items()}
-    reserved = {k: v for k, v in decoded.items() if k.startswith(RESERVED_PREFIX) or k in TOOLKIT_HYPERPARAMETERS}
+    reserved = {k: v for k, v in decoded.items() if is_sagemaker_internal(k) or k in TOOLKIT_HYPERPARAMETERS}
     user = {k: v for k, v in decoded.items() if k not in reserved}
     resource_config = _object(paths.resource_config_file, read_json_config(paths.resource_config_file),
                               "current_host, hosts and network_interface_name")

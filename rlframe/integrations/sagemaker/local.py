@@ -29,13 +29,12 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import yaml
-
-from rlframe.errors import RlframeError
+from rlframe.errors import ParameterValueError, RlframeError
 from rlframe.integrations.sagemaker.entrypoint import train
-from rlframe.integrations.sagemaker.environment import PROGRAM_HYPERPARAMETER, RESERVED_PREFIX
+from rlframe.integrations.sagemaker.environment import PROGRAM_HYPERPARAMETER
 from rlframe.integrations.sagemaker.paths import DEFAULT_HOST, SageMakerPaths, current_host
 from rlframe.outputs.atomic import atomic_path, atomic_write_text, storage_error
+from rlframe.overrides import is_sagemaker_internal, read_hyperparameters_file
 
 TREE = "opt_ml"
 MODEL_ARCHIVE = "model.tar.gz"
@@ -77,19 +76,10 @@ def read_hyperparameters(path: str) -> dict[str, str]:
     encoded; in any other, every value is JSON-encoded as the SDK encodes a notebook's ``hyperparameters={...}``.
     """
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
-    except OSError as exc:
-        raise LocalModeError(f"Cannot read --hyperparameters {path}: {exc.strerror or exc}.") from exc
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        at = f" (line {where.line + 1}, column {where.column + 1})" if where is not None else ""
-        raise LocalModeError(f"--hyperparameters {path} is neither JSON nor YAML{at}: write a flat map of name: value.") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise LocalModeError(f"--hyperparameters {path} holds a {type(data).__name__}; write a flat map of name: value.")
-    already_encoded = any(str(key).startswith(RESERVED_PREFIX) for key in data)
+        data = read_hyperparameters_file(path)
+    except ParameterValueError as exc:
+        raise LocalModeError(f"--hyperparameters: {exc}") from exc
+    already_encoded = any(is_sagemaker_internal(key) for key in data)
     return {
         str(key): value if already_encoded and isinstance(value, str) else json.dumps(value)
         for key, value in data.items()
