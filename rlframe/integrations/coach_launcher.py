@@ -33,15 +33,13 @@ from typing import Any, Callable, NoReturn, Sequence
 from rl_coach import logger
 from rlframe.cli import run_cli
 from rlframe.errors import ParameterValueError, PresetError, RlframeError
-from rlframe.integrations import TRACEBACK_VARIABLE
 from rlframe.graph_managers.graph_manager import GraphManager
+from rlframe.integrations import TRACEBACK_VARIABLE
 from rlframe.outputs.checkpoints import STATE_FILE
 from rlframe.overrides import apply_custom_parameters
 from rlframe.parameters import Frameworks, TaskParameters
 from rlframe.presets import available_presets, find_in_dir, load_preset
 from rlframe.stopping import RunStopped, StopSignals
-
-#: set to 1 to see the traceback of an error instead of its one line
 
 
 class CoachArgumentParser(argparse.ArgumentParser):
