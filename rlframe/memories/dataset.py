@@ -12,6 +12,10 @@ Rows are grouped by ``episode_id`` (episodes in order of first appearance, rows 
 consecutive rows t, t+1 of an episode make one transition (state_t, action_t, reward_t, state_{t+1}): an
 episode of k rows gives k - 1 transitions and its last row only supplies the final next state (coach.md
 section 5). With ``is_episodic`` the last transition of every episode is terminal.
+
+Coach's own datasets end each episode with a *state-only* row: ``action``, ``all_action_probabilities`` and
+``reward`` empty, only the state filled in. Read as Coach reads it, that row is the episode's last row: it
+supplies the final next state and makes no transition of its own. Only an episode's last row may be state-only.
 """
 from __future__ import annotations
 
@@ -32,6 +36,8 @@ from rlframe.parameters import Parameters
 from rlframe.spaces import DiscreteActionSpace, SpacesDefinition
 
 REQUIRED_COLUMNS = ("action", "all_action_probabilities", "episode_id", "reward")
+#: the columns of a row's step; a row with all of them empty holds only a state (Coach's episode-closing row)
+STEP_COLUMNS = ("action", "all_action_probabilities", "reward")
 STATE_PREFIX = "state_feature"
 #: how far the logged probabilities of a row may sum from 1 (they are written with a few digits at times)
 PROBABILITY_SUM_TOLERANCE = 1e-3
@@ -185,11 +191,15 @@ def _line(row: int) -> int:
     return row + 2  # the header is line 1
 
 
-def _numeric(frame: pd.DataFrame, column: str, path: str, integer: bool) -> np.ndarray:
+def _numeric(frame: pd.DataFrame, column: str, path: str, integer: bool, skip: np.ndarray | None = None) -> np.ndarray:
+    """``frame[column]`` as float64 (R,); rows where ``skip`` (R,) is true are not checked and read 0."""
     values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(values)
     if integer:
         bad |= np.isfinite(values) & (values != np.round(values))
+    if skip is not None:
+        bad &= ~skip
+        values[skip] = 0.0
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         kind = "an integer" if integer else "a number"
@@ -209,10 +219,14 @@ def sums_to_one(probs: np.ndarray) -> bool:
     return abs(float(np.sum(probs)) - 1.0) <= PROBABILITY_SUM_TOLERANCE
 
 
-def _probabilities(frame: pd.DataFrame, path: str, num_actions: int) -> np.ndarray:
+def _probabilities(frame: pd.DataFrame, path: str, num_actions: int, skip: np.ndarray) -> np.ndarray:
+    """The rows' behaviour probabilities (R, A); rows where ``skip`` (R,) is true are not read and get a uniform
+    distribution, which no transition uses."""
     column = "all_action_probabilities"
-    out = np.empty((len(frame), num_actions))
+    out = np.full((len(frame), num_actions), 1.0 / num_actions)
     for row, text in enumerate(frame[column].tolist()):
+        if skip[row]:
+            continue
         where = f"{path}, line {_line(row)}, column {column!r}"
         try:
             probs = ast.literal_eval(text) if isinstance(text, str) else text
@@ -269,7 +283,8 @@ def load_csv_dataset(dataset: CsvDataset, path: str, spaces: SpacesDefinition) -
     if frame.empty:
         raise DatasetError(f"Dataset {path} has a header but no rows.")
     num_actions = spaces.action.num_actions
-    action = _numeric(frame, "action", path, integer=True)
+    state_only = np.logical_and.reduce([frame[c].str.strip().to_numpy() == "" for c in STEP_COLUMNS])
+    action = _numeric(frame, "action", path, integer=True, skip=state_only)
     outside = (action < 0) | (action >= num_actions)
     if outside.any():
         row = int(np.flatnonzero(outside)[0])
@@ -277,9 +292,9 @@ def load_csv_dataset(dataset: CsvDataset, path: str, spaces: SpacesDefinition) -
             f"{path}, line {_line(row)}, column 'action': {frame['action'].iloc[row]} is outside the action space "
             f"(actions 0..{num_actions - 1})."
         )
-    reward = _numeric(frame, "reward", path, integer=False)
+    reward = _numeric(frame, "reward", path, integer=False, skip=state_only)
     states = np.stack([_numeric(frame, c, path, integer=False) for c in state_columns], axis=1)
-    probs = _probabilities(frame, path, num_actions)
+    probs = _probabilities(frame, path, num_actions, state_only)
     taken = probs[np.arange(len(frame)), action.astype(np.int64)]
     if (taken <= 0).any():
         row = int(np.flatnonzero(taken <= 0)[0])
@@ -289,12 +304,14 @@ def load_csv_dataset(dataset: CsvDataset, path: str, spaces: SpacesDefinition) -
             "probabilities the behaviour policy actually used."
         )
     return _transitions(frame["episode_id"].to_numpy(), states, action.astype(np.int64), reward, probs,
-                        bool(dataset.is_episodic), path)
+                        bool(dataset.is_episodic), path, state_only)
 
 
 def _transitions(episode: np.ndarray, states: np.ndarray, action: np.ndarray, reward: np.ndarray,
-                 probs: np.ndarray, is_episodic: bool, path: str) -> TransitionDataset:
-    """Pair consecutive rows of each episode (rows grouped by ``episode`` in order of first appearance)."""
+                 probs: np.ndarray, is_episodic: bool, path: str, state_only: np.ndarray) -> TransitionDataset:
+    """Pair consecutive rows of each episode (rows grouped by ``episode`` in order of first appearance).
+
+    ``state_only`` (R,) marks rows with no step (Coach's closing rows); one may only end its episode."""
     _, first, codes = np.unique(episode, return_index=True, return_inverse=True)
     order_of_episode = np.argsort(np.argsort(first))  # episode number by first appearance
     codes = order_of_episode[codes]
@@ -303,6 +320,14 @@ def _transitions(episode: np.ndarray, states: np.ndarray, action: np.ndarray, re
     has_next = np.append(codes[1:] == codes[:-1], False)  # a row whose episode continues on the next one
     current = rows[has_next]
     following = rows[np.flatnonzero(has_next) + 1]
+    early = current[state_only[current]]
+    if len(early):
+        row = int(early.min())
+        raise DatasetError(
+            f"{path}, line {_line(row)}: a row with empty action, all_action_probabilities and reward (only a "
+            f"state) is followed by more rows of episode {episode[row]}. Only an episode's last row may hold just "
+            "the final state; fill in the row's step or move it to the end of its episode."
+        )
     counts = np.bincount(codes)
     single = int((counts == 1).sum())
     if single:

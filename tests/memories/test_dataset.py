@@ -174,3 +174,92 @@ def test_transition_log_keeps_finished_episodes_with_their_true_end():
     with pytest.raises(ParameterValueError, match="does not report its action probabilities"):
         log(np.array([0]), **{k: v[:1] for k, v in step.items()}, terminated=np.array([True]),
             truncated=np.array([False]), probs=None)
+
+
+# ---- Coach's own datasets: each episode ends in a row holding only the final state -----------------------------
+def _coach_rows():
+    """Episodes 4 (2 steps) and 9 (1 step) interleaved, each closed by a state-only row as Coach writes them, then
+    episode 2 (2 steps) written the notebook's way, with no closing row."""
+    def step(episode, number, action, probs, reward, state):
+        return {"action": action, "all_action_probabilities": probs, "episode_id": episode, "episode_name": f"ep{episode}",
+                "reward": reward, "transition_number": number, "state_feature_0": state[0], "state_feature_1": state[1]}
+
+    return [
+        step(4, 0, 1, "[0.4, 0.6]", 1.0, (0.0, 0.5)),
+        step(9, 0, 0, "[0.5, 0.5]", -1.0, (7.0, 7.5)),
+        step(4, 1, 0, "[0.5, 0.5]", 2.0, (1.0, 1.5)),
+        step(9, "", "", "", "", (8.0, 8.5)),
+        step(4, "", "", "", "", (2.0, 2.5)),
+        step(2, 0, 1, "[0.5, 0.5]", 3.0, (4.0, 4.5)),
+        step(2, 1, 0, "[0.5, 0.5]", 4.0, (5.0, 5.5)),
+    ]
+
+
+def _coach_reading(rows, is_episodic):
+    """Coach's reading, written out row by row: rows grouped by episode in order of first appearance; row t gives the
+    state, action and reward, row t + 1 the next state; an episode's last row (a state-only row) gives only that next
+    state; the last transition of an episode is terminal when the data is episodic."""
+    episodes = {}
+    for row in rows:
+        episodes.setdefault(row["episode_id"], []).append(row)
+    out = []
+    for number, episode in enumerate(episodes.values()):
+        for t in range(len(episode) - 1):
+            row, following = episode[t], episode[t + 1]
+            out.append(([row["state_feature_0"], row["state_feature_1"]], int(row["action"]), float(row["reward"]),
+                        [following["state_feature_0"], following["state_feature_1"]],
+                        is_episodic and t == len(episode) - 2, number))
+    return out
+
+
+@pytest.mark.parametrize("is_episodic", [True, False])
+def test_state_only_rows_close_their_episodes_as_coach_reads_them(tmp_path, is_episodic):
+    rows = _coach_rows()
+    path = _write(tmp_path, rows)
+    data = load_csv_dataset(CsvDataset(path, is_episodic=is_episodic), path, SPACES)
+    expected = _coach_reading(rows, is_episodic)
+    obs, action, reward, next_obs, terminated, episode = (np.array(column) for column in zip(*expected))
+    np.testing.assert_array_equal(data.obs, obs)
+    np.testing.assert_array_equal(data.action, action)
+    np.testing.assert_array_equal(data.reward, reward)
+    np.testing.assert_array_equal(data.next_obs, next_obs)
+    np.testing.assert_array_equal(data.terminated, terminated)
+    np.testing.assert_array_equal(data.episode_id, episode)
+    # spelled out: episode 4's steps lead to (1, 1.5) and then to its state-only row's (2, 2.5), terminal when episodic
+    np.testing.assert_array_equal(data.next_obs[:2], [[1.0, 1.5], [2.0, 2.5]])
+    assert data.terminated[:2].tolist() == [False, is_episodic]
+    np.testing.assert_allclose(data.behaviour_probs[:3], [[0.4, 0.6], [0.5, 0.5], [0.5, 0.5]])
+
+
+def test_a_state_only_row_inside_an_episode_is_named(tmp_path):
+    rows = _coach_rows()
+    rows[2], rows[4] = rows[4], rows[2]  # episode 4's state-only row now comes before its second step
+    path = _write(tmp_path, rows)
+    with pytest.raises(DatasetError, match=r"data.csv, line 4: a row with empty action, all_action_probabilities and "
+                                           r"reward \(only a state\) is followed by more rows of episode 4"):
+        _load(path)
+
+
+def test_a_row_missing_only_some_step_values_is_still_an_error(tmp_path):
+    rows = _coach_rows()
+    rows[4]["reward"] = 0.0  # a closing row with a reward but no action is not a state-only row
+    with pytest.raises(DatasetError, match=r"line 6, column 'action': '' is not an integer"):
+        _load(_write(tmp_path, rows))
+
+
+def test_batch_rl_trains_on_a_dataset_with_state_only_rows(tmp_path, dataset):
+    from rlframe.cli import train_main
+
+    frame = pd.read_csv(dataset)
+    closing = frame.groupby("episode_id", sort=False).tail(1).copy()  # each episode's final state, stood in for
+    closing[["action", "all_action_probabilities", "reward"]] = ""
+    coach_style = pd.concat([frame, closing]).sort_index(kind="stable")
+    coach_style.to_csv(dataset, index=False)
+    episodes = frame["episode_id"].nunique()
+    spaces = SpacesDefinition(StateSpace({"observation": VectorObservationSpace(4)}), None, DiscreteActionSpace(2), RewardSpace(1))
+    assert len(load_csv_dataset(CsvDataset(str(dataset)), str(dataset), spaces)) == len(frame)  # one more per episode
+    assert len(frame) - episodes > 0
+    code = train_main(["-p", "preset-cartpole-ddqnbcq", "--seed", "0", "-ep", str(tmp_path / "run"), "--progress", "lines",
+                       "-cp", "reward_model_num_epochs=1", "--improve_steps", "1"])
+    assert code == 0
+    assert (tmp_path / "run" / "checkpoint").is_dir()
