@@ -132,14 +132,15 @@ def is_gym_fallback(module: types.ModuleType) -> bool:
 # The old API
 
 
-def accepts_keyword(function: Callable[..., Any], name: str) -> bool:
-    """Whether ``function`` can be called with the keyword argument ``name`` (``**kwargs`` counts)."""
+def accepts_keyword(function: Callable[..., Any], name: str, through_var_keyword: bool = True) -> bool:
+    """Whether ``function`` can be called with the keyword argument ``name``; ``**kwargs`` counts when
+    ``through_var_keyword`` (a wrapper's ``**kwargs`` only passes the argument on, to a method that may lack it)."""
     try:
         parameters = inspect.signature(function).parameters.values()
     except (TypeError, ValueError):
         return False
-    return any(p.name == name and p.kind is not inspect.Parameter.POSITIONAL_ONLY or p.kind is inspect.Parameter.VAR_KEYWORD
-               for p in parameters)
+    return any(p.name == name and p.kind is not inspect.Parameter.POSITIONAL_ONLY
+               or through_var_keyword and p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
 def to_gymnasium_space(space: Any, level: str, role: str) -> gymnasium.spaces.Space:
@@ -257,9 +258,15 @@ class GymApiAdapter(gymnasium.Env):
         self.metadata = metadata if isinstance(metadata, dict) else {}
         self.render_mode = getattr(env, "render_mode", None)
         self.spec = _spec_of(env, level)
-        self._reset_takes_seed = accepts_keyword(env.reset, "seed")
-        self._reset_takes_options = accepts_keyword(env.reset, "options")
-        self._render_takes_mode = accepts_keyword(env.render, "mode") if callable(getattr(env, "render", None)) else False
+        # True, False, or None: only a **kwargs passes it on (an old gym wrapper's reset(**kwargs) around an old
+        # environment's reset() does not take it); the first seeded reset finds out.
+        self._reset_takes_seed: bool | None = (
+            True if accepts_keyword(env.reset, "seed", through_var_keyword=False)
+            else None if accepts_keyword(env.reset, "seed") else False)
+        self._reset_takes_options = accepts_keyword(env.reset, "options", through_var_keyword=False)
+        render = getattr(env, "render", None)
+        # old gym renders on request (render(mode='rgb_array')); gym 0.26 and gymnasium by their render_mode
+        self._render_takes_mode = callable(render) and accepts_keyword(render, "mode", through_var_keyword=False)
         self._reset_returns_info: bool | None = None  # known after the first reset
         self._step_length: int | None = None  # 4 (old gym) or 5, known after the first step
 
@@ -290,14 +297,21 @@ class GymApiAdapter(gymnasium.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         kwargs: dict[str, Any] = {}
-        if seed is not None:
-            if self._reset_takes_seed:
-                kwargs["seed"] = seed
-            elif callable(getattr(self.env, "seed", None)):
-                self.env.seed(seed)  # old gym seeds through seed(), then reset() starts from that state
         if options is not None and self._reset_takes_options:
             kwargs["options"] = options
-        result = self.env.reset(**kwargs)
+        called = False
+        if seed is not None and self._reset_takes_seed is not False:
+            try:
+                result = self.env.reset(seed=seed, **kwargs)
+                called = self._reset_takes_seed = True
+            except TypeError as exc:
+                if self._reset_takes_seed or "seed" not in str(exc):
+                    raise
+                self._reset_takes_seed = False
+        if not called:
+            if seed is not None and callable(getattr(self.env, "seed", None)):
+                self.env.seed(seed)  # old gym seeds through seed(), then reset() starts from that state
+            result = self.env.reset(**kwargs)
         expected = "the observation (old gym) or (observation, info) (gym 0.26, gymnasium)"
         if self._reset_returns_info is None:
             self._reset_returns_info = isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], dict)

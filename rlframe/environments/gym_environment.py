@@ -134,7 +134,7 @@ def resolve_level(level: str, search_dirs: list[Path]) -> Callable[..., Any] | N
         candidate = directory / f"{module_file}.py"
         looked.append(str(candidate))
         if candidate.is_file():
-            _keep_importable(candidate.parent)
+            _keep_importable(directory)
             module = _load_module_from_file(candidate)
             break
     if module is None:
