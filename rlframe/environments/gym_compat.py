@@ -192,32 +192,34 @@ def to_gymnasium_space(space: Any, level: str, role: str) -> gymnasium.spaces.Sp
 
 def _describe(value: Any) -> str:
     """A short account of a value an environment returned: ``a tuple of 3 (ndarray, float, bool)``."""
-    if isinstance(value, tuple):
-        return f"a tuple of {len(value)} ({', '.join(type(v).__name__ for v in value)})"
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)} ({', '.join(type(v).__name__ for v in value)})"
     text = repr(value)
     return f"{text[:60] + '...' if len(text) > 60 else text} (a {type(value).__name__})"
+
+
+def _attribute(obj: Any, name: str) -> Any:
+    """``obj.name``, or None where it is missing or its property raises (a user's spec is not to be trusted)."""
+    try:
+        return getattr(obj, name, None)
+    except Exception:
+        return None
 
 
 def _spec_of(env: Any, level: str) -> gymnasium.envs.registration.EnvSpec | None:
     """The environment's spec as a gymnasium EnvSpec: its id, reward_threshold and max_episode_steps where they
     are usable; None when there is no spec. A spec of any other type (real gym's, a user's own) is read by
     attribute, and values of the wrong type are left out rather than trusted."""
-    try:
-        spec = getattr(env, "spec", None)
-    except Exception:  # a property that raises: as good as no spec
-        return None
+    spec = _attribute(env, "spec")
     if spec is None or isinstance(spec, gymnasium.envs.registration.EnvSpec):
         return spec
-    threshold = getattr(spec, "reward_threshold", None)
+    threshold = _attribute(spec, "reward_threshold")
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number)) or not np.isfinite(threshold):
         threshold = None
-    try:
-        steps = getattr(spec, "max_episode_steps", None)
-    except Exception:
-        steps = None
+    steps = _attribute(spec, "max_episode_steps")  # a property in gym 0.10, computed from the spec's tags
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0:
         steps = None
-    spec_id = getattr(spec, "id", None)
+    spec_id = _attribute(spec, "id")
     for candidate in (spec_id if isinstance(spec_id, str) else level, "UserEnvironment-v0"):
         try:
             return gymnasium.envs.registration.EnvSpec(
@@ -325,7 +327,7 @@ class GymApiAdapter(gymnasium.Env):
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         result = self.env.step(action)
-        length = len(result) if isinstance(result, tuple) else None
+        length = len(result) if isinstance(result, (tuple, list)) else None
         if length != self._step_length:
             expected = ("(observation, reward, done, info) (old gym) or (observation, reward, terminated, "
                         "truncated, info) (gym 0.26, gymnasium)")
@@ -338,7 +340,7 @@ class GymApiAdapter(gymnasium.Env):
                 raise self._wrong("step()", result, expected + " with a number as the reward") from None
             self._step_length = length
         if length == 5:
-            return result
+            return tuple(result)
         obs, reward, done, info = result
         truncated = bool(done) and isinstance(info, dict) and bool(info.get("TimeLimit.truncated", False))
         return obs, reward, bool(done) and not truncated, truncated, info if isinstance(info, dict) else {}

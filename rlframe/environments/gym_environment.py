@@ -180,7 +180,9 @@ def _registered(level: str, search_dirs: list[Path]) -> _Registered:
         except error as exc:
             errors.append(f"{name}: {exc}")
             continue
-        entry_point = spec.entry_point
+        # gym < 0.21 kept these two as _entry_point and _kwargs
+        entry_point = getattr(spec, "entry_point", None) or getattr(spec, "_entry_point", None)
+        kwargs = getattr(spec, "kwargs", None) or getattr(spec, "_kwargs", None) or {}
         if isinstance(entry_point, str):
             module_name, _, attr = entry_point.partition(":")
             folder = _folder_holding(module_name, search_dirs)
@@ -188,14 +190,17 @@ def _registered(level: str, search_dirs: list[Path]) -> _Registered:
                 _keep_importable(folder)
             try:
                 entry_point = getattr(importlib.import_module(module_name), attr)
-            except (ImportError, AttributeError) as exc:
+            except Exception as exc:  # the user's module failing to import is as much a fix to name as a typo
                 raise EnvironmentLevelError(
-                    f"Environment level {level!r} is registered with entry_point {spec.entry_point!r}, which cannot "
+                    f"Environment level {level!r} is registered with entry_point {entry_point!r}, which cannot "
                     f"be loaded ({type(exc).__name__}: {exc}). Put the module beside the preset or install it."
                 ) from exc
         steps = getattr(spec, "max_episode_steps", None)
-        return _Registered(entry_point, dict(getattr(spec, "kwargs", None) or {}),
-                           steps if isinstance(steps, int) and steps > 0 else None, spec)
+        if not callable(entry_point):
+            raise EnvironmentLevelError(
+                f"Environment level {level!r} is registered with entry_point {entry_point!r}, which is not callable. "
+                "Register it with entry_point='module:callable' or the environment class itself.")
+        return _Registered(entry_point, dict(kwargs), steps if isinstance(steps, int) and steps > 0 else None, spec)
     known = [k for k in gym.registry if "-v" in k]
     raise EnvironmentLevelError(
         f"Environment level {level!r} is not a registered {' or '.join(name for name, _, _ in registries)} id "

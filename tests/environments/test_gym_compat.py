@@ -189,10 +189,10 @@ def fresh_imports():
         yield
 
 
-def train_in_process(preset: Path, experiment: Path) -> tuple[int, str]:
+def train_in_process(preset: Path, experiment: Path, *extra: str) -> tuple[int, str]:
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
-        code = train_main(["-p", str(preset), "--seed", "0", "-ep", str(experiment)])
+        code = train_main(["-p", str(preset), "--seed", "0", "-ep", str(experiment), *extra])
     return code, stdout.getvalue()
 
 
@@ -329,13 +329,14 @@ def fallback_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("fallback_run")
     src = write_source_folder(root)
     with restored_imports():
-        code, out = train_in_process(src / "preset-corridor-dqn.py", root / "exp")
+        code, out = train_in_process(src / "preset-corridor-dqn.py", root / "exp", "--dump-gifs")
     assert code == 0, out
     return src, root / "exp"
 
 
 def test_training_on_an_old_gym_environment_without_gym(fallback_run: tuple[Path, Path]) -> None:
     episodes = episode_columns(fallback_run[1])
+    assert list((fallback_run[1] / "gifs").glob("*.gif"))  # frames from the old render(mode='rgb_array')
     assert (episodes["Episode Length"] == 25).any()  # some episodes ran into the environment's own limit
     assert episodes["Evaluation Reward"].notna().any()
 
