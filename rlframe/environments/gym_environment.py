@@ -195,6 +195,11 @@ def _registered(level: str, search_dirs: list[Path]) -> _Registered:
                     f"Environment level {level!r} is registered with entry_point {entry_point!r}, which cannot "
                     f"be loaded ({type(exc).__name__}: {exc}). Put the module beside the preset or install it."
                 ) from exc
+        else:  # a class or function a preset module registered: keep that module's folder importable
+            home = getattr(sys.modules.get(getattr(entry_point, "__module__", "")), "__file__", None)
+            folder = _folder_holding(Path(home).stem, search_dirs) if home else None
+            if folder is not None and folder.resolve() == Path(home).resolve().parent:
+                _keep_importable(folder)
         steps = getattr(spec, "max_episode_steps", None)
         if not callable(entry_point):
             raise EnvironmentLevelError(

@@ -151,6 +151,14 @@ from gym.envs.registration import register
 register(id="Corridor-v0", entry_point="corridor_env:CorridorEnv", max_episode_steps=12, reward_threshold=0.5)
 '''
 
+# Registered with the class itself, imported by the preset (whose folder leaves sys.path once it is loaded).
+REGISTER_CLASS = '''
+from gym.envs.registration import register
+from corridor_env import CorridorEnv
+
+register(id="CorridorClass-v0", entry_point=CorridorEnv, max_episode_steps=12, reward_threshold=0.5)
+'''
+
 FIXTURE_MODULES = ("corridor_env", "corridor_layout", "corridor_scoring", "broken_env", "patient_style")
 
 
@@ -165,6 +173,7 @@ def write_source_folder(root: Path) -> Path:
     (src / "patient_style.py").write_text(PATIENT_MODULE)
     (src / "preset-corridor-dqn.py").write_text(PRESET.format(prelude="", level="corridor_env:CorridorEnv"))
     (src / "preset-corridor-registered.py").write_text(PRESET.format(prelude=REGISTER, level="Corridor-v0"))
+    (src / "preset-corridor-class.py").write_text(PRESET.format(prelude=REGISTER_CLASS, level="CorridorClass-v0"))
     for name in ("ThreeValueStep", "TextReset"):
         (src / f"preset-broken-{name}.py").write_text(PRESET.format(prelude="", level=f"broken_env:{name}"))
     return src
@@ -341,9 +350,10 @@ def test_training_on_an_old_gym_environment_without_gym(fallback_run: tuple[Path
     assert episodes["Evaluation Reward"].notna().any()
 
 
-def test_a_registered_old_environment_uses_its_spec(tmp_path: Path, fresh_imports: None) -> None:
+@pytest.mark.parametrize("preset", ["preset-corridor-registered", "preset-corridor-class"])
+def test_a_registered_old_environment_uses_its_spec(tmp_path: Path, fresh_imports: None, preset: str) -> None:
     src = write_source_folder(tmp_path)
-    code, out = train_in_process(src / "preset-corridor-registered.py", tmp_path / "exp")
+    code, out = train_in_process(src / f"{preset}.py", tmp_path / "exp")
     assert code == 0, out
     episodes = episode_columns(tmp_path / "exp")
     assert episodes["Episode Length"].max() == 12  # the spec's max_episode_steps
