@@ -84,6 +84,11 @@ def test_a_training_job_writes_what_sagemaker_collects(training_job):
     names = tar_names(out / "output.tar.gz")
     assert {"success", "data/checkpoint/.coach_checkpoint", f"data/checkpoint/{latest}.state.json"} <= names
     assert not [n for n in names if n.startswith("intermediate")]
+    # SageMaker uploads only model/ and output/data/: the CSV and GIFs travel in a copy there.
+    csv = "worker_0.simple_rl_graph.main_level.main_level.agent_0.csv"
+    assert {f"data/intermediate/{csv}", "data/intermediate/log.txt"} <= names
+    assert any(n.startswith("data/intermediate/gifs/") for n in names)
+    assert not [n for n in names if n.endswith(".rlframe.lock")]
 
 
 def test_an_evaluation_job_restores_the_training_jobs_checkpoint_from_its_channel(training_job, tmp_path):

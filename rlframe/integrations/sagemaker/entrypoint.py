@@ -9,6 +9,8 @@ a framework:
   without one, runs rlframe's launcher on the ``RLCOACH_PRESET`` hyperparameter the same way. The child runs in
   ``/opt/ml/code``, with that folder on ``PYTHONPATH``, the ``SM_*`` variables, ``COACH_BACKEND=mxnet`` and
   ``PYTHONUNBUFFERED=1``; its output is passed through unchanged (SageMaker's metric regexes read it);
+- copies ``/opt/ml/output/intermediate`` (CSV, GIFs) into ``/opt/ml/output/data/intermediate`` at the end, since
+  SageMaker uploads only ``model/`` and ``output/data/``;
 - exits 0 after writing an empty ``/opt/ml/output/success``, or non-zero after writing ``/opt/ml/output/failure``
   with the one-line reason first (unless the user's code wrote that file itself); no traceback unless
   ``RLFRAME_TRACEBACK=1`` (which the launcher in the child reads as well).
@@ -27,6 +29,7 @@ import collections
 import ctypes
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -42,7 +45,8 @@ from rlframe.errors import RlframeError
 from rlframe.integrations import TRACEBACK_VARIABLE
 from rlframe.integrations.sagemaker.environment import TrainingEnvironment, arg_value, read_environment, to_cmd_args
 from rlframe.integrations.sagemaker.paths import BASE_DIR_VARIABLE, SageMakerPaths
-from rlframe.outputs.atomic import atomic_write_text, storage_error
+from rlframe.outputs.atomic import TEMPORARY_PREFIX, atomic_write_text, storage_error
+from rlframe.outputs.experiment import LOCK_FILE
 from rlframe.stopping import STOP_SIGNALS
 
 USAGE = "usage: rlframe-sagemaker [train | serve]  (SageMaker runs the image with 'train' or 'serve')"
@@ -91,6 +95,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def train(paths: SageMakerPaths) -> int:
     """Run the training job whose ``/opt/ml`` tree is ``paths``; returns the exit status."""
+    try:
+        return _train(paths)
+    finally:
+        keep_intermediate(paths)
+
+
+def keep_intermediate(paths: SageMakerPaths) -> None:
+    """Copy ``output/intermediate`` (CSV, GIFs, ``log.txt``) into ``output/data/intermediate``.
+
+    SageMaker uploads only ``model/`` and ``output/data/`` at the end of a job; ``output/intermediate`` reached S3
+    only through the training toolkit's sync for RLEstimator's ``sagemaker_s3_output``. The copy puts a job's
+    CSV and GIFs into ``output.tar.gz`` whichever way it ended.
+    """
+    if not paths.intermediate.is_dir():
+        return
+    try:
+        shutil.copytree(paths.intermediate, paths.output_data / "intermediate", dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns(LOCK_FILE, f"{TEMPORARY_PREFIX}*"))
+    except (OSError, shutil.Error) as exc:
+        print(f"error: copying {paths.intermediate} into {paths.output_data}: {exc}", file=sys.stderr, flush=True)
+
+
+def _train(paths: SageMakerPaths) -> int:
     with StopForwarding() as stop:
         try:
             command = _prepare(paths, stop)
