@@ -130,8 +130,9 @@ def prepare(argv: Sequence[str] | None = None) -> tuple[Any, TaskParameters, arg
     if args.num_envs is not None and args.num_envs < 1:
         raise ParameterValueError(f"--num-envs {args.num_envs}: use a positive integer such as 8.")
     graph_manager = load_preset(args.preset)
-    notebook = args.shortcuts or getattr(graph_manager, "_shortcuts", None)
-    graph_manager._hyperparameters = apply_hyperparameters(graph_manager, hyperparameters, notebook, graph_manager._preset_name)
+    notebook = args.shortcuts or graph_manager.origin.shortcuts
+    graph_manager.record_hyperparameters(
+        apply_hyperparameters(graph_manager, hyperparameters, notebook, graph_manager.origin.name))
     if args.custom_parameter:
         apply_custom_parameters(graph_manager, args.custom_parameter)
     if args.level:
@@ -150,7 +151,7 @@ def prepare(argv: Sequence[str] | None = None) -> tuple[Any, TaskParameters, arg
         # Resuming continues the experiment that owns the checkpoint (its CSV keeps growing).
         experiment_path = str(Path(args.checkpoint_restore_dir).resolve().parent)
     if experiment_path is None:
-        experiment_path = default_experiment_path(args.experiment_name or graph_manager._preset_name)
+        experiment_path = default_experiment_path(args.experiment_name or graph_manager.origin.name)
     task = TaskParameters(
         experiment_path=experiment_path, seed=args.seed, checkpoint_save_secs=args.checkpoint_save_secs,
         checkpoint_restore_dir=args.checkpoint_restore_dir, evaluate_only=args.evaluate,
@@ -195,7 +196,7 @@ def _train(argv: Sequence[str] | None) -> int:
             os.environ.pop("RLFRAME_PROGRESS", None)
         else:
             os.environ["RLFRAME_PROGRESS"] = previous
-    print_recorded_notes(graph_manager._hyperparameters)
+    print_recorded_notes(graph_manager.hyperparameters)
     print(f"Experiment directory: {graph_manager.experiment_path}")
     print(f"CSV: {graph_manager.csv_path}")
     print(f"GIFs: {os.path.join(graph_manager.experiment_path, 'gifs')}")

@@ -137,7 +137,7 @@ def load_preset(spec: str) -> GraphManager:
         )
     if not isinstance(graph_manager, GraphManager):
         raise PresetError(f"Preset {path}: {variable!r} is a {type(graph_manager).__name__}, not a graph manager.")
-    graph_manager._preset_dir = path.parent
-    graph_manager._preset_name = path.stem
-    graph_manager._shortcuts = getattr(module, "HYPERPARAMETER_SHORTCUTS", None)
+    graph_manager.origin.directory = path.parent
+    graph_manager.origin.name = path.stem
+    graph_manager.origin.shortcuts = getattr(module, "HYPERPARAMETER_SHORTCUTS", None)
     return graph_manager

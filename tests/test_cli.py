@@ -227,7 +227,7 @@ def test_the_mountain_car_notebook_hyperparameters_parse_against_the_dqn_preset(
     assert algorithm.num_steps_between_copying_online_weights_to_target == EnvironmentSteps(75000)
     assert graph_manager.steps_between_evaluation_periods == EnvironmentSteps(75000)
     assert (main.learning_rate, main.batch_size) == (0.004, 256)
-    assert graph_manager._hyperparameters.recorded == {"save_model": 1}
+    assert graph_manager.hyperparameters.recorded == {"save_model": 1}
     assert task.evaluate_only is None and args.num_workers == 1
 
 
@@ -293,15 +293,15 @@ def test_a_sagemaker_hyperparameters_json_as_it_is(tmp_path: Path) -> None:
         "sagemaker_estimator": "RLEstimator", "_tuning_objective_metric": "reward",
     })
     graph_manager, _, args = prepare(["--hyperparameters", str(hyperparameters)])
-    assert args.preset == "preset-cartpole-dqn" and graph_manager._preset_name == "preset-cartpole-dqn"
+    assert args.preset == "preset-cartpole-dqn" and graph_manager.origin.name == "preset-cartpole-dqn"
     assert graph_manager.agent_params.algorithm.discount == 0.9
     assert graph_manager.improve_steps == TrainingSteps(500)  # the CartPole notebook's unit
     assert graph_manager.agent_params.network_wrappers["main"].replace_mse_with_huber_loss is True
     assert graph_manager.env_params.level == "CartPole-v1"
-    assert graph_manager._hyperparameters.recorded == {"save_model": 1}
+    assert graph_manager.hyperparameters.recorded == {"save_model": 1}
     # -p wins over the file's RLCOACH_PRESET.
     graph_manager, _, _ = prepare(["-p", "preset-mountain-car-dqn", "--hyperparameters", str(hyperparameters)])
-    assert graph_manager._preset_name == "preset-mountain-car-dqn"
+    assert graph_manager.origin.name == "preset-mountain-car-dqn"
     assert graph_manager.improve_steps == EnvironmentSteps(500)  # the Mountain Car notebook's unit
 
 

@@ -34,8 +34,8 @@ def test_a_preset_in_the_current_directory(write_preset: WritePreset, tmp_path: 
     write_preset("my_preset", extra="agent_params.algorithm.discount = 0.5")
     graph_manager = load_preset("my_preset")
     assert graph_manager.agent_params.algorithm.discount == 0.5
-    assert graph_manager._preset_name == "my_preset"
-    assert graph_manager._preset_dir == tmp_path.resolve()
+    assert graph_manager.origin.name == "my_preset"
+    assert graph_manager.origin.directory == tmp_path.resolve()
     assert "my_preset" in available_presets()
 
 
@@ -59,7 +59,7 @@ def test_shipped_presets_are_found_by_name() -> None:
     assert {"CartPole_DQN", "preset-cartpole-dqn", "preset-mountain-car-dqn"} <= set(available_presets())
     graph_manager = load_preset("preset-mountain-car-dqn")
     assert graph_manager.env_params.level == "patient_envs:PatientMountainCar"
-    assert graph_manager._shortcuts == "mountain_car"
+    assert graph_manager.origin.shortcuts == "mountain_car"
 
 
 @pytest.mark.parametrize("spec", ["CartPole_DQN", "cartpole_dqn", "CARTPOLE_DQN", "CartPole_DQN.py", "cartpole_dqn.py",

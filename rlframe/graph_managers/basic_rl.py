@@ -137,7 +137,7 @@ class BasicRLGraphManager(GraphManager):
 
     def _create_environments(self) -> SpacesDefinition:
         """The training copies of the environment; returns its spaces."""
-        search_dirs = [d for d in (self._preset_dir, shipped_dir("environments")) if d is not None]
+        search_dirs = [d for d in (self.origin.directory, shipped_dir("environments")) if d is not None]
         self._render = bool(self.visualization_parameters.dump_gifs)
         self._make_env = make_env_factory(self.env_params, search_dirs, self._render)
         num_envs = self.env_params.num_envs or self.agent_params.agent_class.default_num_envs

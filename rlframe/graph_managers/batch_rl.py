@@ -190,7 +190,7 @@ class BatchRLGraphManager(BasicRLGraphManager):
         drawn from the seed alone)."""
         source = self.agent_params.memory.load_memory_from_file_path
         if isinstance(source, CsvDataset):
-            where = resolve_dataset_path(source.filepath, self._preset_dir)
+            where = resolve_dataset_path(source.filepath, self.origin.directory)
             data = load_csv_dataset(source, where, self._agent.spaces)
         elif self.env_params is not None:
             where = os.path.join(self.experiment_path, self.GENERATED_DATASET)
@@ -228,7 +228,7 @@ class BatchRLGraphManager(BasicRLGraphManager):
             generator = BasicRLGraphManager(self.experience_generating_agent_params, self.env_params,
                                             self.experience_generating_schedule_params,
                                             name="experience_generating_graph")
-            generator._preset_dir = self._preset_dir
+            generator.origin.directory = self.origin.directory
             # start_over: what an earlier, stopped generation left there is moved aside, not mixed in.
             generator.create_graph(TaskParameters(experiment_path=os.path.join(self.experiment_path, "experience_generation"),
                                                   seed=self._seed, start_over=True), self._stop_signals)

@@ -90,6 +90,18 @@ _UNITS = (EnvironmentSteps, EnvironmentEpisodes, TrainingSteps, Time)
 
 
 @dataclass
+class PresetOrigin:
+    """Where a graph manager's preset came from."""
+
+    #: the preset's folder: environment modules and datasets are looked up beside the preset
+    directory: Path | None = None
+    #: the preset's name, the default experiment folder name
+    name: str = "experiment"
+    #: the notebook whose hyperparameter shortcuts the preset names (its ``HYPERPARAMETER_SHORTCUTS``)
+    shortcuts: str | None = None
+
+
+@dataclass
 class Progress:
     """What a stop condition sees after each episode and evaluation."""
 
@@ -146,14 +158,27 @@ class GraphManager(Parameters):
         self.steps_between_evaluation_periods = schedule_params.steps_between_evaluation_periods
         self.evaluation_steps = schedule_params.evaluation_steps
         self.task_parameters: TaskParameters | None = None
-        self._preset_dir: Path | None = None
-        self._preset_name = "experiment"
+        self._origin = PresetOrigin()
         self._hyperparameters = Hyperparameters()
 
     # ---- set-up shared by every graph ---------------------------------------------------------------
     @property
     def graph_name(self) -> str:
         return self.name
+
+    @property
+    def origin(self) -> PresetOrigin:
+        """Where the preset came from (:func:`rlframe.presets.load_preset` fills it in)."""
+        return self._origin
+
+    @property
+    def hyperparameters(self) -> Hyperparameters:
+        """The SageMaker-style hyperparameters applied to this graph manager, and those only recorded."""
+        return self._hyperparameters
+
+    def record_hyperparameters(self, hyperparameters: Hyperparameters) -> None:
+        """Keep what :func:`rlframe.overrides.apply_hyperparameters` applied, for ``parameters.yaml``."""
+        self._hyperparameters = hyperparameters
 
     @staticmethod
     def check_task(task: TaskParameters) -> None:

@@ -185,8 +185,8 @@ class SageMakerCoachPresetLauncher(CoachLauncher):
         self.hyperparameters.hp_dict.clear()
         if self.save_model:
             values[RECORDED[0]] = 1
-        graph_manager._hyperparameters = apply_hyperparameters(
-            graph_manager, values, getattr(graph_manager, "_shortcuts", None), graph_manager._preset_name)
+        graph_manager.record_hyperparameters(apply_hyperparameters(
+            graph_manager, values, graph_manager.origin.shortcuts, graph_manager.origin.name))
         for network in graph_manager.agent_params.network_wrappers.values():
             network.framework = args.framework
         return graph_manager
