@@ -289,6 +289,8 @@ class GymApiAdapter(gymnasium.Env):
             array = np.asarray(obs, dtype=np.float32)
         except (TypeError, ValueError):
             raise self._wrong(call, obs, expected) from None
+        if obs is None:  # np.asarray made it a NaN
+            raise self._wrong(call, obs, expected)
         shape = self.observation_space.shape
         if shape is not None and array.size != int(np.prod(shape)):
             raise EnvironmentLevelError(

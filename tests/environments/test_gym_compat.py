@@ -115,6 +115,11 @@ class ThreeValueStep(_Base):
 class TextReset(_Base):
     def reset(self):
         return "ready"
+
+
+class NoReturnReset(_Base):
+    def reset(self):
+        self.position = 0
 '''
 
 # The Mountain Car notebook's way: gym's own classic-control environment in gym's own TimeLimit.
@@ -174,7 +179,7 @@ def write_source_folder(root: Path) -> Path:
     (src / "preset-corridor-dqn.py").write_text(PRESET.format(prelude="", level="corridor_env:CorridorEnv"))
     (src / "preset-corridor-registered.py").write_text(PRESET.format(prelude=REGISTER, level="Corridor-v0"))
     (src / "preset-corridor-class.py").write_text(PRESET.format(prelude=REGISTER_CLASS, level="CorridorClass-v0"))
-    for name in ("ThreeValueStep", "TextReset"):
+    for name in ("ThreeValueStep", "TextReset", "NoReturnReset"):
         (src / f"preset-broken-{name}.py").write_text(PRESET.format(prelude="", level=f"broken_env:{name}"))
     return src
 
@@ -220,8 +225,9 @@ def real_gym(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def run_with_real_gym(real_gym: Path, code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     path = os.pathsep.join([str(real_gym), *filter(None, [os.environ.get("PYTHONPATH")])])
+    # The thread settings stay this process's: a run compared with one made here must compute in the same order.
     return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"})
+                          env={**os.environ, "PYTHONPATH": path})
 
 
 def episode_columns(experiment: Path) -> pd.DataFrame:
@@ -363,6 +369,7 @@ def test_a_registered_old_environment_uses_its_spec(tmp_path: Path, fresh_import
 @pytest.mark.parametrize("name, returned", [
     ("ThreeValueStep", r"step\(\) returned a tuple of 3 \(ndarray, float, bool\)"),
     ("TextReset", r"reset\(\) returned 'ready' \(a str\)"),
+    ("NoReturnReset", r"reset\(\) returned None \(a NoneType\)"),
 ])
 def test_a_wrong_api_is_one_line(tmp_path: Path, fresh_imports: None, capsys: pytest.CaptureFixture[str],
                                  name: str, returned: str) -> None:
