@@ -7,13 +7,17 @@ from rlframe.cli import train_main, validate_main
 CSV_NAME = "worker_0.simple_rl_graph.main_level.main_level.agent_0.csv"
 
 
+THREE_SEEDS = ["CartPole_DQN", "preset-cartpole-dqn", "CartPole_ClippedPPO", "preset-mountain-car-continuous-clipped-ppo-tuned",
+               "CartPole_DDQN_BatchRL", "CartPole_DDQN_BCQ_BatchRL"]
+# Seed 0 of the discrete Mountain Car passes too, but reaches the threshold late: about 300 s alone on the 2-core
+# CI machine (seeds 1 and 2: about 60 and 45 s), a sixth of CI's budget. `rlframe-validate -p
+# preset-mountain-car-discrete-clipped-ppo --seed 0` runs it.
+CASES = [(preset, seed) for preset in THREE_SEEDS for seed in (0, 1, 2)] + [
+    ("preset-mountain-car-discrete-clipped-ppo", seed) for seed in (1, 2)]
+
+
 @pytest.mark.golden
-@pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("preset", [
-    "CartPole_DQN", "preset-cartpole-dqn", "CartPole_ClippedPPO",
-    "preset-mountain-car-continuous-clipped-ppo-tuned", "preset-mountain-car-discrete-clipped-ppo",
-    "CartPole_DDQN_BatchRL", "CartPole_DDQN_BCQ_BatchRL",
-])
+@pytest.mark.parametrize(("preset", "seed"), CASES)
 def test_preset_reaches_its_validation_threshold(preset, seed, tmp_path, capsys):
     code = validate_main(["-p", preset, "--seed", str(seed), "-ep", str(tmp_path / "exp")])
     out = capsys.readouterr().out
