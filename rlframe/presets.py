@@ -15,6 +15,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from rlframe.environments.gym_compat import install_gym_fallback
 from rlframe.errors import PresetError, RlframeError, closest
 from rlframe.graph_managers.graph_manager import GraphManager
 from rlframe.shipped import shipped_dir
@@ -114,6 +115,7 @@ def load_preset(spec: str) -> GraphManager:
     assert module_spec is not None and module_spec.loader is not None
     module = importlib.util.module_from_spec(module_spec)
     sys.path.insert(0, str(path.parent))
+    install_gym_fallback()  # a preset may 'import gym' (to register an environment) before any rl_coach import
     try:
         module_spec.loader.exec_module(module)
     except SyntaxError as exc:

@@ -132,7 +132,9 @@ def PatientMountainCar():
     return TimeLimit(MountainCarEnv(), max_episode_steps=10000)
 '''
 
+# Its first import is gym's (the subprocess test shows a fresh process answers it before any rl_coach import).
 PRESET = '''\
+import gym
 from rl_coach.agents.dqn_agent import DQNAgentParameters
 from rl_coach.core_types import EnvironmentEpisodes, EnvironmentSteps
 from rl_coach.environments.gym_environment import GymVectorEnvironment
