@@ -89,7 +89,7 @@ class _GymFallbackFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             raise ImportError(
                 f"No module named {fullname!r}: gym is not installed, and the gymnasium {_gymnasium_version()} that "
                 f"rlframe uses for 'import gym' has no {_target_name(fullname)!r} ({exc}). Install the gym version "
-                f"the environment was written for (pip install 'gym==0.26.2') or import from gymnasium instead.",
+                f"the environment was written for (pip install 'gym==<version>'), or import from gymnasium instead.",
                 name=fullname,
             ) from exc
         return importlib.machinery.ModuleSpec(fullname, self, is_package=hasattr(real, "__path__"))
