@@ -3,12 +3,13 @@
 # a Docker daemon with ../shared/container/build.sh (buildah), which passes a local Debian 12 base image.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
-# The pinned dependencies, read from setup.cfg in a stage of their own: the image's dependency layer is then
+# The pinned dependencies and the sagemaker extra (boto3, to fetch an estimator's source_dir from S3), read from
+# setup.cfg in a stage of their own: the image's dependency layer is then
 # keyed by this list alone, so neither a code change nor a new console script in setup.cfg reinstalls them.
 FROM ${BASE_IMAGE} AS requirements
 COPY setup.cfg /tmp/setup.cfg
 RUN python3 -c "import configparser; c = configparser.ConfigParser(interpolation=None); c.read('/tmp/setup.cfg'); \
-print(c['options']['install_requires'].strip())" > /tmp/requirements.txt
+print(c['options']['install_requires'].strip()); print(c['options.extras_require']['sagemaker'].strip())" > /tmp/requirements.txt
 
 FROM ${BASE_IMAGE}
 

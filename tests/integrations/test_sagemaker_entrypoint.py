@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -155,6 +156,57 @@ def test_the_script_runs_in_the_code_folder_with_the_toolkits_arguments_and_vari
     assert env["SM_HP_FLAG"] == "true" and env["SM_CHANNELS"] == '["training"]'
     assert json.loads(env["SM_TRAINING_ENV"])["user_entry_point"] == "dump.py"
     assert paths.model.is_dir() and paths.intermediate.is_dir()
+
+
+def _sourcedir_tarball(path: Path, files: dict[str, str]) -> Path:
+    """A ``sourcedir.tar.gz`` as the SageMaker SDK uploads ``source_dir``: the folder's files at the archive's root."""
+    folder = path.parent / "sourcedir"
+    folder.mkdir(parents=True)
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    with tarfile.open(path, "w:gz") as tar:
+        for child in folder.iterdir():
+            tar.add(child, arcname=child.name)
+    return path
+
+
+@pytest.mark.parametrize("as_uri", [True, False], ids=["file-uri", "plain-path"])
+def test_an_empty_code_folder_gets_the_source_dir_the_sdk_uploaded(tmp_path, as_uri):
+    archive = _sourcedir_tarball(tmp_path / "upload" / "sourcedir.tar.gz", {"dump.py": DUMP_SCRIPT})
+    submitted = f"file://{archive}" if as_uri else str(archive)
+    paths = _job(tmp_path / "job", {**HYPERPARAMETERS, "sagemaker_submit_directory": json.dumps(submitted)})
+    result = _train(paths)
+    assert result.returncode == 0, result.stderr
+    assert f"source folder {submitted} unpacked into {paths.code}" in result.stdout
+    assert json.loads((paths.output_data / "seen.json").read_text())["cwd"] == str(paths.code)
+
+
+def test_a_code_folder_that_holds_files_is_used_as_it_is(tmp_path):
+    archive = _sourcedir_tarball(tmp_path / "upload" / "sourcedir.tar.gz", {"dump.py": "raise SystemExit('never run')"})
+    paths = _job(tmp_path / "job", {**HYPERPARAMETERS, "sagemaker_submit_directory": json.dumps(f"file://{archive}")},
+                 {"dump.py": DUMP_SCRIPT})
+    result = _train(paths)
+    assert result.returncode == 0, result.stderr
+    assert "unpacked" not in result.stdout and (paths.output_data / "seen.json").is_file()
+
+
+@pytest.mark.parametrize("submitted, message", [
+    ("s3://rlframe-no-such-bucket/job/source/sourcedir.tar.gz",
+     "Cannot download the source folder s3://rlframe-no-such-bucket/job/source/sourcedir.tar.gz (sagemaker_submit_directory): "),
+    ("{tmp}/nowhere/sourcedir.tar.gz", "The source folder {tmp}/nowhere/sourcedir.tar.gz (sagemaker_submit_directory) does not exist"),
+    ("{tmp}/broken.tar.gz", "The source folder {tmp}/broken.tar.gz (sagemaker_submit_directory) is not a readable .tar.gz"),
+], ids=["s3-without-credentials", "missing", "not-a-tarball"])
+def test_a_source_dir_that_cannot_be_fetched_is_one_line(tmp_path, submitted, message):
+    (tmp_path / "broken.tar.gz").write_text("not gzip")
+    paths = _job(tmp_path / "job", {**HYPERPARAMETERS, "sagemaker_submit_directory": json.dumps(submitted.format(tmp=tmp_path))})
+    # No credentials anywhere, and no instance-metadata lookup: boto3 gives up at once.
+    no_aws = {"AWS_EC2_METADATA_DISABLED": "true", "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "",
+              "AWS_SECRET_ACCESS_KEY": "", "AWS_CONFIG_FILE": str(tmp_path / "none"),
+              "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
+    result = _train(paths, **no_aws)
+    assert result.returncode == 2, result.stderr
+    assert paths.failure_file.read_text().splitlines()[0].startswith(message.format(tmp=tmp_path))
+    assert "Traceback" not in result.stderr and not paths.success_file.exists()
 
 
 def test_in_sagemaker_job_is_true_in_the_script_only(tmp_path):

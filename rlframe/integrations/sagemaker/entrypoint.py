@@ -3,7 +3,9 @@
 ``train`` does what SageMaker's training toolkit does for a script-mode job, with rlframe's launcher in place of
 a framework:
 
-- reads ``/opt/ml/input/config`` (:mod:`.environment`) and makes the output folders;
+- reads ``/opt/ml/input/config`` (:mod:`.environment`) and makes the output folders; an empty ``/opt/ml/code``
+  gets the ``source_dir`` the SDK uploaded (``sagemaker_submit_directory``: ``s3://`` through boto3, or a local
+  folder or ``.tar.gz``);
 - installs ``/opt/ml/code/requirements.txt`` when there is one; then, with an entry script (``SAGEMAKER_PROGRAM``
   or the ``sagemaker_program`` hyperparameter, in ``/opt/ml/code``), runs ``python <script> --key value ...``;
   without one, runs rlframe's launcher on the ``RLCOACH_PRESET`` hyperparameter the same way. The child runs in
@@ -33,6 +35,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
+import tempfile
 import threading
 import time
 import traceback
@@ -153,12 +157,70 @@ def _prepare(paths: SageMakerPaths, stop: "StopForwarding") -> _Command:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise storage_error(str(folder), exc) from exc
+    fetch_source(job)
     env = child_environment(job)
     argv = launcher_command(job) if job.user_entry_point is None else script_command(job)
     if (paths.code / "requirements.txt").is_file():
         pip = [sys.executable, "-m", "pip", "install", "-r", "requirements.txt"]
         _run_step(pip, env, paths.code, stop, _pip_reason)
     return _Command(argv, env)
+
+
+def fetch_source(job: TrainingEnvironment) -> None:
+    """Put the job's source folder into an empty ``/opt/ml/code``, as the training toolkit does.
+
+    The SageMaker SDK uploads ``source_dir`` as ``sourcedir.tar.gz`` and names it in the
+    ``sagemaker_submit_directory`` hyperparameter (``s3://...``, or ``file://...`` in local mode); SageMaker itself
+    does not download it. A code folder that already holds files (mounted, or baked in by ``rlframe-local``) is
+    used as it is.
+    """
+    code = job.paths.code
+    source = job.sagemaker_parameters.get("sagemaker_submit_directory")
+    if not source or (code.is_dir() and any(code.iterdir())):
+        return
+    source = str(source)
+    try:
+        code.mkdir(parents=True, exist_ok=True)
+        if source.startswith("s3://"):
+            with tempfile.TemporaryDirectory() as scratch:
+                archive = Path(scratch) / "sourcedir.tar.gz"
+                _download_s3(source, archive)
+                _unpack(archive, code, source)
+        else:
+            local = Path(source[len("file://"):] if source.startswith("file://") else source)
+            if local.is_dir():
+                shutil.copytree(local, code, dirs_exist_ok=True)
+            elif local.is_file():
+                _unpack(local, code, source)
+            else:
+                raise JobError(f"The source folder {source} (sagemaker_submit_directory) does not exist: give the "
+                               "estimator an existing source_dir.")
+    except OSError as exc:
+        raise storage_error(str(code), exc) from exc
+    print(f"rlframe-sagemaker: source folder {source} unpacked into {code}", flush=True)
+
+
+def _download_s3(uri: str, target: Path) -> None:
+    try:
+        import boto3  # in the image; an optional dependency elsewhere (the sagemaker extra)
+        import botocore.exceptions
+    except ImportError as exc:
+        raise JobError(f"The source folder is {uri}; downloading it needs boto3: pip install 'rlframe[sagemaker]'.") from exc
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    try:
+        boto3.client("s3").download_file(bucket, key, str(target))
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        raise JobError(f"Cannot download the source folder {uri} (sagemaker_submit_directory): {exc}. Check that the "
+                       "job's role may read it.") from exc
+
+
+def _unpack(archive: Path, code: Path, source: str) -> None:
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(code, filter="data")  # no paths out of the folder, no devices
+    except tarfile.TarError as exc:
+        raise JobError(f"The source folder {source} (sagemaker_submit_directory) is not a readable .tar.gz: {exc}. "
+                       "Upload source_dir again.") from exc
 
 
 def child_environment(job: TrainingEnvironment) -> dict[str, str]:
