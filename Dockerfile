@@ -1,11 +1,11 @@
-# rlframe's SageMaker training image: `docker run <image> train` runs a SageMaker RL source folder mounted at
-# /opt/ml/code (or a shipped preset named by RLCOACH_PRESET). Build with `docker build -t rlframe .`, or without
-# a Docker daemon with ../shared/container/build.sh (buildah), which passes a local Debian 12 base image.
+# rlframe's SageMaker image: `docker run <image> train` runs a SageMaker RL source folder mounted at /opt/ml/code
+# (or a shipped preset named by RLCOACH_PRESET); `docker run <image> serve` serves the model in /opt/ml/model on
+# port 8080 (or SAGEMAKER_BIND_TO_PORT), for endpoints and batch transform. Build with `docker build -t rlframe .`,
+# or without a Docker daemon with ../shared/container/build.sh (buildah), which passes a local Debian 12 base image.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 # The pinned dependencies, the sagemaker extra (boto3, to fetch an estimator's source_dir from S3) and the serve
-# extra (onnxruntime, uvicorn: `serve`), read from
-# setup.cfg in a stage of their own: the image's dependency layer is then
+# extra (onnxruntime, uvicorn), read from setup.cfg in a stage of their own: the image's dependency layer is then
 # keyed by this list alone, so neither a code change nor a new console script in setup.cfg reinstalls them.
 FROM ${BASE_IMAGE} AS requirements
 COPY setup.cfg /tmp/setup.cfg
