@@ -141,5 +141,6 @@ def load_preset(spec: str) -> GraphManager:
         raise PresetError(f"Preset {path}: {variable!r} is a {type(graph_manager).__name__}, not a graph manager.")
     graph_manager.origin.directory = path.parent
     graph_manager.origin.name = path.stem
+    graph_manager.origin.variable = variable
     graph_manager.origin.shortcuts = getattr(module, "HYPERPARAMETER_SHORTCUTS", None)
     return graph_manager

@@ -17,6 +17,9 @@ import pytest
 import rlframe.agents.ddqn  # noqa: F401
 import rlframe.graph_managers.basic_rl  # noqa: F401
 
+# trained_runs and exported_model_dirs: trained policies of every kind exported into model directories (session-wide)
+pytest_plugins = ["exported_models"]
+
 #: A minimal Coach-style preset body; ``{extra}`` is inserted before ``graph_manager`` is made.
 MINIMAL_PRESET = '''\
 from rl_coach.agents.dqn_agent import DQNAgentParameters

@@ -14,6 +14,7 @@ import numpy as np
 
 from rlframe.core_types import EnvironmentEpisodes, EnvironmentSteps, RunPhase, StepMethod, TrainingSteps
 from rlframe.errors import ParameterValueError
+from rlframe.export.graph import ExportError, Head, PolicyGraph, normalization_steps
 from rlframe.filters.filter import InputFilter, NoInputFilter
 from rlframe.memories.memory import MemoryParameters, check_max_size
 from rlframe.networks.network_wrapper import NetworkWrapper, TrainResult
@@ -125,6 +126,30 @@ class Agent:
     def exploration_value(self, phase: RunPhase) -> float:
         """The exploration control value shown as ``Epsilon`` in the CSV."""
         return 0.0
+
+    # ---- the policy, for export ---------------------------------------------------------------------
+    def policy_outputs(self, raw_obs: np.ndarray) -> list[np.ndarray]:
+        """What the exported model computes, computed by the agent itself: raw observations (B, D) through its input
+        and pre-network filters (their statistics unchanged), then its networks. The outputs are float32 arrays in
+        model order (see :attr:`~rlframe.export.graph.PolicyGraph.outputs`): DQN family ``[q_values (B, A)]``;
+        discrete Clipped PPO ``[value (B,), action_probabilities (B, A)]``; continuous ``[value, mean, std]``."""
+        obs = self.input_filter.filter_observation(np.asarray(raw_obs, dtype=np.float32), update=False)
+        return self.network_outputs(self.pre_network_filter.filter_observation(obs, update=False))
+
+    def network_outputs(self, obs: np.ndarray) -> list[np.ndarray]:
+        """:meth:`policy_outputs` for pre-network-filtered observations (B, D)."""
+        raise ExportError(f"{type(self).__name__} has no exportable policy: rlframe exports DQN, DDQN, DDQN+BCQ and Clipped PPO.")
+
+    def policy_head(self) -> Head:
+        """The networks after the filters, with a snapshot of their weights (see :mod:`rlframe.export.graph`)."""
+        raise ExportError(f"{type(self).__name__} has no exportable policy: rlframe exports DQN, DDQN, DDQN+BCQ and Clipped PPO.")
+
+    def policy_graph(self) -> PolicyGraph:
+        """The policy as the exported model computes it: the observation filters of both stages, with a snapshot of
+        their statistics, then :meth:`policy_head`."""
+        steps = normalization_steps(self.input_filter, self.pre_network_filter, self.spaces.observation_size)
+        return PolicyGraph(type(self).__name__, self.spaces.state["observation"], self.spaces.action, steps,
+                           self.policy_head())
 
     # ---- observing ----------------------------------------------------------------------------------
     def shape_reward(self, raw_reward: np.ndarray, update: bool) -> np.ndarray:

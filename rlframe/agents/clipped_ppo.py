@@ -33,6 +33,7 @@ from mxnet import gluon, nd
 from rlframe.agents.agent import Agent, resolve_exploration
 from rlframe.core_types import EnvironmentEpisodes, EnvironmentSteps, RunPhase
 from rlframe.errors import ParameterValueError
+from rlframe.export.graph import ContinuousPolicy, DiscretePolicy
 from rlframe.exploration.e_greedy import EGreedy
 from rlframe.exploration.parameters import AdditiveNoiseParameters, CategoricalParameters, EGreedyParameters
 from rlframe.memories.episodic_replay import Rollout
@@ -46,6 +47,7 @@ from rlframe.networks.parameters import (
     PPOHeadParameters,
     VHeadParameters,
 )
+from rlframe.off_policy_evaluation import softmax_policy
 from rlframe.outputs import signals
 from rlframe.parameters import AgentParameters, AlgorithmParameters, check_range
 from rlframe.schedules import ConstantSchedule, Schedule
@@ -339,6 +341,16 @@ class ClippedPPOAgent(Agent):
             log_std = self.network.online.log_std.data().asnumpy()
             return float(np.exp(log_std).mean())
         return 0.0
+
+    def network_outputs(self, obs: np.ndarray) -> list[np.ndarray]:
+        value, policy, *log_std = (o.asnumpy() for o in self.network.online(nd.array(obs, dtype=np.float32)))
+        if self.continuous:
+            return [value, policy, np.exp(log_std[0])]
+        return [value, softmax_policy(policy, 1.0).astype(np.float32)]
+
+    def policy_head(self) -> DiscretePolicy | ContinuousPolicy:
+        value, policy, log_std = self.network.online.describe()
+        return ContinuousPolicy(value, policy, log_std) if self.continuous else DiscretePolicy(value, policy)
 
     # ---- storing ------------------------------------------------------------------------------------
     def store(self, env_index: np.ndarray, obs: np.ndarray, action: np.ndarray, reward: np.ndarray,

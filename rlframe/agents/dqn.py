@@ -24,6 +24,7 @@ from rlframe.agents.agent import Agent, resolve_exploration
 from rlframe.agents.dataset_models import DatasetModel, reward_model
 from rlframe.core_types import EnvironmentSteps, RunPhase
 from rlframe.errors import ParameterValueError
+from rlframe.export.graph import QValues
 from rlframe.exploration.e_greedy import EGreedy
 from rlframe.exploration.parameters import EGreedyParameters
 from rlframe.memories.dataset import TransitionDataset, minibatch_rows
@@ -204,6 +205,12 @@ class DQNAgent(Agent):
 
     def exploration_value(self, phase: RunPhase) -> float:
         return self.exploration.epsilon(phase)
+
+    def network_outputs(self, obs: np.ndarray) -> list[np.ndarray]:
+        return [self.network.predict(obs)]
+
+    def policy_head(self) -> QValues:
+        return QValues(self.network.online.describe(), float(self.network.params.softmax_temperature))
 
     def store(self, env_index: np.ndarray, obs: np.ndarray, action: np.ndarray, reward: np.ndarray,
               next_obs: np.ndarray, terminated: np.ndarray, truncated: np.ndarray) -> None:

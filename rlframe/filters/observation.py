@@ -49,14 +49,23 @@ class ObservationNormalizationFilter(ObservationFilter):
         variance = np.maximum(self._sum_squares / self._count - np.square(self.mean), self._EPSILON)
         return np.sqrt(variance)
 
+    @property
+    def scale(self) -> tuple[np.ndarray, np.ndarray]:
+        """The float32 (mean, std) that :meth:`filter` normalises with, each (D,); (0, 1) before the first update,
+        when the filter only clips."""
+        if self._sum is None:
+            return np.zeros(1, np.float32), np.ones(1, np.float32)
+        if self._scale is None:  # acting filters a few observations per call: compute mean and std once
+            self._scale = (self.mean.astype(np.float32), self.std.astype(np.float32))
+        return self._scale
+
     def filter(self, observation: np.ndarray, update: bool) -> np.ndarray:
         if update:
             self._update(observation)
         flat = np.asarray(observation, dtype=np.float32).reshape(observation.shape[0], -1)
         if self._sum is not None:
-            if self._scale is None:  # acting filters a few observations per call: compute mean and std once
-                self._scale = (self.mean.astype(np.float32), self.std.astype(np.float32))
-            flat = (flat - self._scale[0]) / self._scale[1]
+            mean, std = self.scale
+            flat = (flat - mean) / std
         # minimum/maximum: np.clip costs ~10 us of dispatch on a small array (numpy < 1.25)
         return np.minimum(np.maximum(flat, self.clip_min), self.clip_max).reshape(observation.shape)
 

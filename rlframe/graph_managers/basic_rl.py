@@ -122,6 +122,19 @@ class BasicRLGraphManager(GraphManager):
             self._restore(restore_dir, task)
         return self
 
+    def build_agent(self) -> Agent:
+        """The agent as :meth:`create_graph` builds it, from one copy of the environment (only its spaces are needed),
+        writing nothing: for exporting a checkpoint's policy (:meth:`load_policy`)."""
+        self.task_parameters = task = TaskParameters(evaluate_only=0, seed=0)
+        self._stop_signals = StopSignals.current()
+        if self.env_params is not None:
+            self.env_params.num_envs = 1
+        rng = self._seed_run(task)
+        spaces = self._create_environments()
+        self._create_agent(spaces, rng)
+        self.close()
+        return self._agent
+
     #: the CSV's index column
     index_column = "Episode #"
     #: whether finished heatup and training episodes get CSV rows (a batch-RL CSV has one row per epoch; evaluation-only

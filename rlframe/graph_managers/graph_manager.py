@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
@@ -20,6 +20,7 @@ from rlframe.errors import CheckpointError, ParameterValueError
 from rlframe.outputs.atomic import atomic_write_text
 from rlframe.overrides import Hyperparameters
 from rlframe.outputs.checkpoints import (
+    AGENT_PREFIX,
     CheckpointFiles,
     CheckpointWriter,
     latest_checkpoint,
@@ -40,6 +41,9 @@ from rlframe.parameters import (
     VisualizationParameters,
     to_plain,
 )
+
+if TYPE_CHECKING:
+    from rlframe.agents.agent import Agent
 
 
 class ScheduleParameters(Parameters):
@@ -99,6 +103,13 @@ class PresetOrigin:
     name: str = "experiment"
     #: the notebook whose hyperparameter shortcuts the preset names (its ``HYPERPARAMETER_SHORTCUTS``)
     shortcuts: str | None = None
+    #: the preset file's variable that holds the graph manager
+    variable: str = "graph_manager"
+
+    @property
+    def file(self) -> str | None:
+        """The preset file; None when the graph manager was not loaded from one."""
+        return str(self.directory / f"{self.name}.py") if self.directory is not None else None
 
 
 @dataclass
@@ -160,6 +171,7 @@ class GraphManager(Parameters):
         self.task_parameters: TaskParameters | None = None
         self._origin = PresetOrigin()
         self._hyperparameters = Hyperparameters()
+        self._custom_parameters: list[str] = []
 
     # ---- set-up shared by every graph ---------------------------------------------------------------
     @property
@@ -177,8 +189,32 @@ class GraphManager(Parameters):
         return self._hyperparameters
 
     def record_hyperparameters(self, hyperparameters: Hyperparameters) -> None:
-        """Keep what :func:`rlframe.overrides.apply_hyperparameters` applied, for ``parameters.yaml``."""
+        """Keep what :func:`rlframe.overrides.apply_hyperparameters` applied, for ``parameters.yaml`` and checkpoints."""
         self._hyperparameters = hyperparameters
+
+    def record_custom_parameters(self, text: str) -> None:
+        """Keep Coach's ``-cp`` text that was applied to this graph manager, for checkpoints (an export rebuilds the
+        agent with it)."""
+        self._custom_parameters.append(text)
+
+    @property
+    def agent(self) -> "Agent":
+        """The agent, once :meth:`create_graph` (or :meth:`load_policy`) has built it."""
+        return self._agent
+
+    def preset_record(self) -> dict[str, Any]:
+        """What this graph manager was built from, as a checkpoint's ``state.json`` keeps it under ``"preset"``: the
+        preset's name, file and variable, and the hyperparameters and ``-cp`` overrides applied to it (values as
+        :func:`~rlframe.overrides.parse_value` reads them back). An export rebuilds the agent from it."""
+        def replayable(value: Any) -> Any:
+            plain = (str, int, float, bool, type(None))
+            if isinstance(value, plain) or (isinstance(value, list) and all(isinstance(v, plain) for v in value)):
+                return value
+            return repr(value)  # a constructor such as Dense(32) or EnvironmentSteps(100) that parse_value accepts
+
+        return {"name": self.origin.name, "file": self.origin.file, "variable": self.origin.variable,
+                "hyperparameters": {k: replayable(v) for k, v in self._hyperparameters.applied.items()},
+                "custom_parameters": list(self._custom_parameters)}
 
     @staticmethod
     def check_task(task: TaskParameters) -> None:
@@ -284,10 +320,18 @@ class GraphManager(Parameters):
             "schedules": {k: s.state() for k, s in agent.schedules().items()},
             "rng": agent.rng.bit_generator.state,
         }
+        state["preset"] = self.preset_record()
+        export_onnx = bool(self._task.export_onnx_graph)
+        if export_onnx:
+            from rlframe.export.onnx_graph import policy_to_onnx, write_onnx  # imports onnx: only runs that export
 
         def write_networks(prefix: str) -> None:
             for net in agent.networks.values():
                 net.save(prefix)
+            if export_onnx:
+                # <checkpoint name>.onnx, as Coach's OnnxSaver named it, where the notebooks' launchers look for it
+                write_onnx(policy_to_onnx(agent.policy_graph(), policy_first=True),
+                           prefix.removesuffix(f".{AGENT_PREFIX}") + ".onnx")
 
         csv = self._csv_path if self._csv is not None else None
         files = writer.save(self._train_env_steps(), write_networks, arrays, agent.memory_state(), state, csv)
@@ -324,6 +368,11 @@ class GraphManager(Parameters):
         """Checkpoint names retention must keep besides the newest ones."""
         return set()
 
+    @property
+    def last_checkpoint(self) -> CheckpointFiles | None:
+        """The run's last complete checkpoint (written or restored), None before the first."""
+        return self._last_checkpoint
+
     def last_checkpoint_text(self) -> str:
         """Where the run's last complete checkpoint is, for the line a stopped or failed run ends with."""
         files = self._last_checkpoint
@@ -342,6 +391,16 @@ class GraphManager(Parameters):
     def restore_checkpoint(self, directory: str, restore_memory: bool) -> dict[str, Any]:
         """Load the latest checkpoint of ``directory`` into the agent; returns the saved run state."""
         files = latest_checkpoint(directory)
+        state = self._load_agent_state(files, restore_memory)
+        self._first_checkpoint_id = files.checkpoint_id + 1
+        self._last_checkpoint = files
+        self._screen.line(f"Checkpoint> Restored {files.name} from {directory}")
+        return state
+
+    def _load_agent_state(self, files: CheckpointFiles, restore_memory: bool) -> dict[str, Any]:
+        """Check the checkpoint ``files`` and load them into the agent (networks, optimiser, filters, counters,
+        schedules, random state, and the memory when ``restore_memory``); returns the saved run state."""
+        directory = files.directory
         state = read_state(files)
         verify(files, state, with_memory=restore_memory)
         agent = self._agent
@@ -368,7 +427,19 @@ class GraphManager(Parameters):
             ) from exc
         if restore_memory:
             agent.load_memory_state(load_arrays(files.memory))
-        self._first_checkpoint_id = files.checkpoint_id + 1
-        self._last_checkpoint = files
-        self._screen.line(f"Checkpoint> Restored {files.name} from {directory}")
         return state
+
+    # ---- the policy alone, for export ---------------------------------------------------------------
+    def build_agent(self) -> "Agent":
+        """Build this preset's agent as a run builds it, writing nothing (no experiment folder, outputs or
+        checkpoints), and return it."""
+        raise NotImplementedError
+
+    def load_policy(self, directory: str) -> CheckpointFiles:
+        """Build the agent (:meth:`build_agent`) and load the checkpoint ``.coach_checkpoint`` names in ``directory``
+        into it, without its memory; returns that checkpoint. Nothing is written."""
+        files = latest_checkpoint(directory)
+        self.build_agent()
+        self._load_agent_state(files, restore_memory=False)
+        self._last_checkpoint = files
+        return files

@@ -3,7 +3,8 @@ live with their algorithms."""
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Union
 
 import mxnet as mx
 import numpy as np
@@ -51,23 +52,63 @@ def activation_block(name: str, where: str) -> gluon.HybridBlock | None:
 _SELU_ALPHA, _SELU_SCALE = 1.6732632423543772, 1.0507009873554805
 
 
-def _numpy_activation(block: gluon.HybridBlock) -> Callable[[np.ndarray], np.ndarray]:
-    """The numpy function of an activation block made by :func:`activation_block`."""
+@dataclass(frozen=True)
+class DenseLayer:
+    """A fully connected layer's weights: ``y = x @ weight.T + bias``, weight (out, in) and bias (out,), float32
+    (Gluon's layout)."""
+
+    weight: np.ndarray
+    bias: np.ndarray
+
+
+@dataclass(frozen=True)
+class ActivationLayer:
+    """An element-wise activation: ``kind`` is one of 'relu', 'tanh', 'sigmoid', 'softrelu' (log(1 + e^x)),
+    'softsign', 'leaky' (slope ``alpha`` below 0), 'elu' (``alpha``), 'selu'."""
+
+    kind: str
+    alpha: float | None = None
+
+
+Layer = Union[DenseLayer, ActivationLayer]
+
+
+@dataclass(frozen=True)
+class MLPDescription:
+    """What an :class:`MLP` computes, with a snapshot of its weights, in no framework's terms: observations
+    (B, D) -> ``(x - offset) / rescale``, clipped to ``clip`` = (low, high) when not None -> ``layers`` in order.
+    """
+
+    offset: float
+    rescale: float
+    clip: tuple[float, float] | None
+    layers: tuple[Layer, ...]
+
+
+def _describe_activation(block: gluon.HybridBlock) -> ActivationLayer:
+    """The description of an activation block made by :func:`activation_block`."""
     if isinstance(block, gluon.nn.LeakyReLU):
-        alpha = block._alpha
-        return lambda x: np.where(x > 0, x, alpha * x)
+        return ActivationLayer("leaky", float(block._alpha))
     if isinstance(block, gluon.nn.ELU):
-        alpha = block._alpha
-        return lambda x: np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+        return ActivationLayer("elu", float(block._alpha))
     if isinstance(block, gluon.nn.SELU):
-        return lambda x: _SELU_SCALE * np.where(x > 0, x, _SELU_ALPHA * np.expm1(np.minimum(x, 0)))
+        return ActivationLayer("selu")
+    return ActivationLayer(block._act_type)
+
+
+def numpy_activation(layer: ActivationLayer) -> Callable[[np.ndarray], np.ndarray]:
+    """The numpy function of an activation (as MXNet computes it)."""
+    alpha = layer.alpha
     return {
+        "leaky": lambda x: np.where(x > 0, x, alpha * x),
+        "elu": lambda x: np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))),
+        "selu": lambda x: _SELU_SCALE * np.where(x > 0, x, _SELU_ALPHA * np.expm1(np.minimum(x, 0))),
         "relu": lambda x: np.maximum(x, 0),
         "tanh": np.tanh,
         "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
         "softrelu": lambda x: np.logaddexp(0, x),
         "softsign": lambda x: x / (1.0 + np.abs(x)),
-    }[block._act_type]
+    }[layer.kind]
 
 
 def layer_sizes(scheme: Any, schemes: dict, where: str) -> list[int]:
@@ -147,16 +188,23 @@ class MLP(gluon.HybridBlock):
         """The last hidden layer's activations (B, H) for observations (B, D)."""
         return self.body(self._scale_input(nd, x))
 
+    def describe(self) -> MLPDescription:
+        """This block's computation with a snapshot of its current weights (for numpy acting and for export)."""
+        layers = tuple(DenseLayer(layer.weight.data().asnumpy(), layer.bias.data().asnumpy())
+                       if isinstance(layer, gluon.nn.Dense) else _describe_activation(layer)
+                       for layer in [*self.body, *([self.output] if self.output is not None else [])])
+        return MLPDescription(self._offset, self._rescale, self._clip, layers)
+
     def numpy_forward(self) -> Callable[[np.ndarray], np.ndarray]:
         """This block's forward in numpy with a snapshot of its current weights: (B, D) -> (B, outputs).
 
         For acting on a few environments between updates, where an MXNet call (~300-450 us with the copies
         in and out) costs ten times the arithmetic; take a new snapshot after the weights change.
         """
-        layers = [(layer.weight.data().asnumpy().T, layer.bias.data().asnumpy())
-                  if isinstance(layer, gluon.nn.Dense) else _numpy_activation(layer)
-                  for layer in [*self.body, *([self.output] if self.output is not None else [])]]
-        offset, rescale, clip = self._offset, self._rescale, self._clip
+        description = self.describe()
+        layers = [(layer.weight.T, layer.bias) if isinstance(layer, DenseLayer) else numpy_activation(layer)
+                  for layer in description.layers]
+        offset, rescale, clip = description.offset, description.rescale, description.clip
 
         def forward(x: np.ndarray) -> np.ndarray:
             x = np.asarray(x, dtype=np.float32)
@@ -219,3 +267,9 @@ class ActorCritic(gluon.HybridBlock):
             return mean, np.broadcast_to(log_std, mean.shape)
 
         return forward
+
+    def describe(self) -> tuple[MLPDescription, MLPDescription, np.ndarray | None]:
+        """The value tower (its output is (B, 1), reshaped to (B,) by :meth:`hybrid_forward`), the policy tower
+        (logits (B, A), or the mean (B, K)) and, for a box policy, the log-std (K,); a snapshot of the weights."""
+        log_std = self.log_std.data().asnumpy().reshape(-1) if self._continuous else None
+        return self.value.describe(), self.policy.describe(), log_std

@@ -7,8 +7,10 @@ A checkpoint named ``<id>_Step-<train env steps>.ckpt`` is a set of files sharin
 - ``<prefix>.main_level.agent.memory.npz``: the replay memory (kept for the newest checkpoint only);
 - ``<name>.csv``: a copy of the run's CSV as it was when the checkpoint was written, so a run resumed where
   the experiment folder is gone (a spot restart on a fresh machine) continues it;
+- ``<name>.onnx`` (with ``export_onnx_graph``): the policy as an ONNX graph, its policy output first, as Coach's;
 - ``<prefix>.state.json``: counters, schedule positions, random-generator states, and the size and
-  SHA-256 of every other file of the checkpoint, so a truncated, damaged or missing file is named on restore.
+  SHA-256 of every other file it needs to restore (all but the .onnx), so a truncated, damaged or missing file is
+  named on restore.
 
 ``.coach_checkpoint`` names the latest complete checkpoint and is written last, so a checkpoint that a
 kill or a full disk interrupted is never picked up; a failed save removes what it wrote, and a writer
@@ -173,7 +175,10 @@ class CheckpointWriter:
                 atomic_write_npz(files.memory, memory)
             if csv is not None:
                 _copy_file(csv, files.csv)
-            manifest = {os.path.basename(p): {"bytes": os.path.getsize(p), "sha256": _sha256(p)} for p in sorted(files.paths())}
+            # A <name>.onnx (export_onnx_graph) is left out: restoring never reads it, and the SageMaker notebooks'
+            # launchers move the newest one into the model, which must leave the checkpoint restorable.
+            manifest = {os.path.basename(p): {"bytes": os.path.getsize(p), "sha256": _sha256(p)}
+                        for p in sorted(files.paths()) if not p.endswith(".onnx")}
             atomic_write_text(files.state_json, json.dumps({**state, MANIFEST: manifest}, indent=1))
             atomic_write_text(os.path.join(self.directory, STATE_FILE), files.name + "\n")
         except Exception:
