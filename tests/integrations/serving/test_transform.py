@@ -7,17 +7,33 @@ each starting its own.
 """
 from __future__ import annotations
 
+import importlib
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any, Iterator
 
+import numpy as np
 import pytest
 
+from rlframe.environments.gym_compat import install_gym_fallback
 from rlframe.integrations.serving.transform import (
-    CSV_TYPE, JSON_LINES_TYPE, JSON_TYPE, MEGABYTE, NPY_TYPE, ContainerParameters, FilePlan, InputFile, Payload,
-    ServerFailure, Settings, TransformArgumentError, _FileFailed, assemble, discover_inputs, file_payloads,
-    join_csv, join_json, line_payloads, main, parse_execution_parameters, plan_file, server_message, text_lines,
+    CSV_TYPE, JSON_LINES_TYPE, JSON_TYPE, MEGABYTE, NPY_TYPE, BatchTransform, Client, ContainerParameters, FilePlan,
+    InputFile, Payload, Report, ServerFailure, ServerProcess, Settings, TransformArgumentError, _FileFailed, assemble,
+    discover_inputs, file_payloads, join_csv, join_json, line_payloads, main, parse_execution_parameters, plan_file,
+    server_message, text_lines,
 )
+from rlframe.stopping import StopSignals
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sagemaker"
+TRANSFORM = str(Path(sys.executable).with_name("rlframe-transform"))
+#: a bound on waiting for a command (not a measurement)
+COMMAND_TIMEOUT_S = 120
 
 # ---------------------------------------------------------------------------------------------------------------
 # Without a server
@@ -210,3 +226,244 @@ def test_command_line_mistakes_are_one_line_and_exit_2(tmp_path: Path, capsys: p
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and match in err, err
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Against a real server
+
+
+def policy_probabilities(model_dir: Path, states: np.ndarray) -> np.ndarray:
+    """softmax(Q / temperature) of a DQN-family model for ``states`` (B, 4), from its model.onnx by onnxruntime."""
+    import onnxruntime
+
+    metadata = json.loads((model_dir / "rlframe-model.json").read_text(encoding="utf-8"))
+    session = onnxruntime.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    (q_values,) = session.run(None, {"observation": np.asarray(states, dtype=np.float32)})
+    logits = q_values.astype(np.float64) / metadata["distribution"]["temperature"]
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def random_states(count: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-0.2, 0.2, (count, 4))
+
+
+def json_lines(states: np.ndarray, padding: int = 0) -> str:
+    return "".join(json.dumps(row) + " " * padding + "\n" for row in states.tolist())
+
+
+@pytest.fixture(scope="module")
+def served(exported_model_dirs: dict[str, Path]) -> Iterator[tuple[Path, Client]]:
+    """One rlframe-serve of the DQN model for the module's :class:`BatchTransform` runs."""
+    model = exported_model_dirs["dqn"]
+    server = ServerProcess(str(model))
+    client = Client(ServerProcess.HOST, server.port)
+    try:
+        server.start()
+        server.wait_ready(client, StopSignals())
+        yield model, client
+    finally:
+        client.close()
+        server.stop()
+
+
+def transform(client: Client, inputs: list[Path], out: Path, **settings: Any) -> Report:
+    """A batch transform as rlframe-transform runs one, against the module's server."""
+    container = parse_execution_parameters(*client.request("GET", "/execution-parameters"))
+    resolved = Settings(**settings).resolved(container)
+    plans = [plan_file(item, resolved) for item in discover_inputs([str(p) for p in inputs], out)]
+    return BatchTransform(client, resolved).run(plans)
+
+
+def test_single_and_multi_record_give_the_same_lines_in_input_order(served: tuple[Path, Client], tmp_path: Path) -> None:
+    model, client = served
+    states = random_states(1500, seed=1)
+    # JSON's own whitespace makes the file 1.4 MB, so each 1 MB MultiRecord request holds only part of it.
+    source = write(tmp_path / "in" / "states.jsonl", json_lines(states, padding=900))
+    assert source.stat().st_size > 1.2 * MEGABYTE
+    common: dict[str, Any] = dict(split_type="Line", assemble_with="Line", max_concurrent_transforms=3, max_payload_mb=1)
+    for strategy in ("SingleRecord", "MultiRecord"):
+        report = transform(client, [source], tmp_path / strategy, strategy=strategy, **common)
+        assert not report.failed and report.records == 1500
+    single = (tmp_path / "SingleRecord" / "states.jsonl.out").read_bytes()
+    assert single == (tmp_path / "MultiRecord" / "states.jsonl.out").read_bytes()
+    predictions = np.array([json.loads(line)["predictions"][0] for line in single.splitlines()])
+    np.testing.assert_allclose(predictions, policy_probabilities(model, states), atol=1e-5)
+
+
+def test_join_source_input_with_json_lines(served: tuple[Path, Client], tmp_path: Path) -> None:
+    _, client = served
+    source = write(tmp_path / "in" / "states.jsonl", json_lines(random_states(40, seed=2)))
+    common: dict[str, Any] = dict(split_type="Line", strategy="MultiRecord", assemble_with="Line")
+    transform(client, [source], tmp_path / "plain", **common)
+    transform(client, [source], tmp_path / "joined", join_source="Input", **common)
+    inputs = source.read_bytes().splitlines()
+    answers = (tmp_path / "plain" / "states.jsonl.out").read_bytes().splitlines()
+    joined = (tmp_path / "joined" / "states.jsonl.out").read_bytes().splitlines()
+    assert len(inputs) == len(answers) == len(joined) == 40
+    for row, answer, line in zip(inputs, answers, joined):
+        assert line == b'{"SageMakerInput": ' + row + b', "SageMakerOutput": ' + answer + b"}"
+        assert json.loads(line) == {"SageMakerInput": json.loads(row), "SageMakerOutput": json.loads(answer)}
+
+
+def test_join_source_input_with_csv(served: tuple[Path, Client], tmp_path: Path) -> None:
+    model, client = served
+    states = random_states(30, seed=3)
+    source = write(tmp_path / "in" / "states.csv", "".join(",".join(map(repr, row)) + "\n" for row in states.tolist()))
+    transform(client, [source], tmp_path / "out", split_type="Line", strategy="MultiRecord", assemble_with="Line",
+              join_source="Input")
+    lines = (tmp_path / "out" / "states.csv.out").read_bytes().splitlines()
+    rows = source.read_bytes().splitlines()
+    assert len(lines) == 30 and all(line.startswith(row + b",") for row, line in zip(rows, lines))
+    appended = np.array([[float(v) for v in line[len(row) + 1:].split(b",")] for row, line in zip(rows, lines)])
+    probabilities = policy_probabilities(model, states)
+    np.testing.assert_allclose(appended[:, :2], probabilities, atol=1e-5)  # the distribution, then the action
+    np.testing.assert_array_equal(appended[:, 2], probabilities.argmax(axis=1))
+
+
+def json_documents(data: bytes) -> list[Any]:
+    """The JSON documents of ``data`` one after another (concatenated, with or without whitespace between)."""
+    decoder, text, documents, at = json.JSONDecoder(), data.decode(), [], 0
+    while text[at:].strip():
+        at += len(text[at:]) - len(text[at:].lstrip())
+        document, at = decoder.raw_decode(text, at)
+        documents.append(document)
+    return documents
+
+
+def test_assemble_with_line_puts_each_answer_on_a_line_and_none_concatenates(served: tuple[Path, Client],
+                                                                            tmp_path: Path) -> None:
+    _, client = served
+    source = write(tmp_path / "in" / "states.jsonl", json_lines(random_states(12, seed=4)))
+    common: dict[str, Any] = dict(split_type="Line", strategy="SingleRecord", content_type=JSON_TYPE, accept=JSON_TYPE)
+    transform(client, [source], tmp_path / "line", assemble_with="Line", **common)
+    transform(client, [source], tmp_path / "none", assemble_with="None", **common)
+    by_line = (tmp_path / "line" / "states.jsonl.out").read_bytes()
+    together = (tmp_path / "none" / "states.jsonl.out").read_bytes()
+    documents = [json.loads(line) for line in by_line.splitlines()]
+    assert len(documents) == 12 and all(len(d["predictions"]) == 1 for d in documents)
+    assert json_documents(together) == documents
+    assert together.replace(b"\n", b"") == by_line.replace(b"\n", b"")
+
+
+def test_a_bad_record_fails_its_file_named_by_its_line_and_other_files_continue(served: tuple[Path, Client],
+                                                                               tmp_path: Path) -> None:
+    _, client = served
+    good = write(tmp_path / "in" / "good.jsonl", json_lines(random_states(50, seed=5)))
+    lines = json_lines(random_states(300, seed=6)).splitlines()
+    lines[216] = "[1.0, 2.0, 3.0]"  # line 217: three numbers for a four-number observation
+    bad = write(tmp_path / "in" / "bad.jsonl", "\n".join(lines) + "\n")
+    report = transform(client, [bad, good], tmp_path / "out", split_type="Line", strategy="MultiRecord",
+                       assemble_with="Line")
+    assert [item.path for item in report.transformed] == [good]
+    ((item, message),) = report.failed.items()
+    assert item.path == bad and message.startswith(f"{bad} line 217: the server answered 400: "), message
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.jsonl.out"]  # no .out, no temporary file
+
+
+def run_command(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([TRANSFORM, *args], capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
+
+
+def test_command_keeps_a_folders_relative_paths_and_fails_only_the_file_with_a_bad_record(
+        exported_model_dirs: dict[str, Path], tmp_path: Path) -> None:
+    folder = tmp_path / "input"
+    write(folder / "a.jsonl", json_lines(random_states(10, seed=7)))
+    write(folder / "sub" / "b.jsonl", json_lines(random_states(10, seed=8)))
+    write(folder / "sub" / "c.jsonl", "[0.1, 0.2, 0.3, 0.4]\n[0.1, 0.2, 0.3, 0.4]\n[0.1, 0.2, 0.3, 0.4]\nnot json\n")
+    done = run_command(str(exported_model_dirs["dqn"]), str(folder), "-o", str(tmp_path / "out"),
+                       "--split-type", "Line", "--assemble-with", "Line")
+    assert done.returncode == 1, done.stderr
+    errors = done.stderr.splitlines()
+    assert len(errors) == 2 and "Traceback" not in done.stderr, done.stderr
+    assert errors[0].startswith(f"error: {folder / 'sub' / 'c.jsonl'} line 4: the server answered 400: "), errors[0]
+    assert errors[1] == f"error: 1 of 3 files failed ({folder / 'sub' / 'c.jsonl'}); no .out was written for it"
+    written = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert written == ["a.jsonl.out", "sub/b.jsonl.out"]
+    assert len((tmp_path / "out" / "sub" / "b.jsonl.out").read_bytes().splitlines()) == 10
+    assert done.stdout.splitlines()[-1].startswith("rlframe-transform: 2 of 3 files, 20 records in ")
+
+
+def test_a_server_that_cannot_start_is_one_line_quoting_it(tmp_path: Path) -> None:
+    (tmp_path / "not_a_model").mkdir()
+    write(tmp_path / "states.jsonl", "[0.1, 0.2, 0.3, 0.4]\n")
+    done = run_command(str(tmp_path / "not_a_model"), str(tmp_path / "states.jsonl"), "-o", str(tmp_path / "out"))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(f"error: rlframe-serve {tmp_path / 'not_a_model'} exited with status 2: "), done.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def child_processes(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                children.append(int(entry.name))
+    return children
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stopped_transform_stops_its_server_and_writes_no_partial_output(
+        exported_model_dirs: dict[str, Path], tmp_path: Path, signum: int) -> None:
+    # 20,000 single-record requests, one at a time: far longer than the wait below.
+    source = write(tmp_path / "states.jsonl", json_lines(random_states(20000, seed=9)))
+    process = subprocess.Popen([TRANSFORM, str(exported_model_dirs["dqn"]), str(source), "-o", str(tmp_path / "out"),
+                                "--split-type", "Line", "--strategy", "SingleRecord", "--max-concurrent-transforms", "1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("rlframe-transform: 1 file -> ")  # the server answers
+        servers = child_processes(process.pid)
+        assert len(servers) == 1
+        time.sleep(0.3)
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=COMMAND_TIMEOUT_S)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signum
+    assert err == f"{signal.Signals(signum).name}: stopped; the finished .out files are kept, no unfinished one was written.\n"
+    assert list((tmp_path / "out").iterdir()) == []
+    assert not Path(f"/proc/{servers[0]}").exists()
+
+
+def test_the_batch_notebook_loop(exported_model_dirs: dict[str, Path], tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """sagemaker-examples §5.4: states of N environments -> batch transform (the notebook's settings) -> rollouts
+    with the policy's action probabilities."""
+    from rlframe.data import VectoredGymEnvironment as RlframeVectoredGymEnvironment
+
+    install_gym_fallback()  # env_utils imports gym, as the notebook's does
+    monkeypatch.syspath_prepend(str(FIXTURES / "batch_src"))
+    monkeypatch.delitem(sys.modules, "env_utils", raising=False)
+    env_utils = importlib.import_module("env_utils")
+    np.random.seed(0)  # the notebook samples with the global generator
+    envs = env_utils.VectoredGymEnvironment("CartPole-v1", 6)
+    envs.reset_all_envs()
+    batch_input, batch_output = tmp_path / "batch_test" / "input", tmp_path / "batch_test" / "output"
+    batch_input.mkdir(parents=True)
+    file_name = f"env_states_{int(time.time())}.json"
+    envs.dump_environment_states(str(batch_input), file_name)
+
+    model = exported_model_dirs["ddqn_bcq"]
+    assert main([str(model), str(batch_input), "-o", str(batch_output), "--content-type", "application/jsonlines",
+                 "--accept", "application/jsonlines", "--split-type", "Line", "--strategy", "SingleRecord",
+                 "--assemble-with", "Line", "--join-source", "Input"]) == 0
+    output = batch_output / f"{file_name}.out"
+    states = np.array([json.loads(line) for line in (batch_input / file_name).read_text().splitlines()])
+    expected = policy_probabilities(model, states)
+
+    frame = envs.collect_rollouts_with_given_action_probs(num_episodes=1, file_name=str(output))
+    assert sorted(set(frame.episode_id)) == list(range(6))
+    for episode_id, rows in frame.groupby("episode_id"):
+        for probabilities in rows.all_action_probabilities:
+            np.testing.assert_allclose(probabilities, expected[episode_id], atol=1e-5)
+    # rlframe's own counterpart of the notebook's helper reads the same file
+    with RlframeVectoredGymEnvironment("CartPole-v1", 6) as ours:
+        rows = ours.collect_rollouts_with_given_action_probs(num_episodes=1, file_name=str(output))
+    for episode_id, text in zip(rows.episode_id, rows.all_action_probabilities):
+        np.testing.assert_allclose(json.loads(text), expected[episode_id % 6], atol=1e-5)
