@@ -2,8 +2,9 @@
 
 ``rlframe-train -p PRESET`` accepts Coach's flags (``-cp``, ``-s``, ``-crd``, ``--evaluate``, ``-dg``,
 ``-ep``, ``--seed``) and SageMaker's ``--name value`` hyperparameters (see :mod:`rlframe.overrides`), also from a
-YAML file or a SageMaker ``hyperparameters.json`` (``--hyperparameters FILE``).
-User mistakes print one line starting with ``error:`` and exit with status 2.
+YAML file or a SageMaker ``hyperparameters.json`` (``--hyperparameters FILE``). With ``save_model=1`` a training run
+that completes (or stops after its final checkpoint) exports its policy into ``<experiment path>/model``
+(:mod:`rlframe.export`). User mistakes print one line starting with ``error:`` and exit with status 2.
 """
 from __future__ import annotations
 
@@ -57,6 +58,9 @@ def _build_parser() -> argparse.ArgumentParser:
                         default=5, metavar="K",
                         help="keep the newest K checkpoints, deleting older ones once a newer one is complete "
                         "(0: keep all; default 5; batch RL also keeps the best by off-policy evaluation)")
+    parser.add_argument("-onnx", "--export-onnx-graph", "--export_onnx_graph", dest="export_onnx_graph",
+                        action="store_true", help="also write <checkpoint name>.onnx beside every checkpoint (Coach's "
+                        "per-checkpoint ONNX graph, which the SageMaker notebooks' launchers move into the model)")
     parser.add_argument("--start-over", dest="start_over", action="store_true",
                         help="when the experiment folder already holds a run, move its files into "
                         "previous_<time>/ there and begin a new run (without it the run refuses the folder)")
@@ -135,6 +139,7 @@ def prepare(argv: Sequence[str] | None = None) -> tuple[Any, TaskParameters, arg
         apply_hyperparameters(graph_manager, hyperparameters, notebook, graph_manager.origin.name))
     if args.custom_parameter:
         apply_custom_parameters(graph_manager, args.custom_parameter)
+        graph_manager.record_custom_parameters(args.custom_parameter)
     if args.level:
         graph_manager.env_params.level = args.level
     if args.num_envs is not None:
@@ -156,15 +161,23 @@ def prepare(argv: Sequence[str] | None = None) -> tuple[Any, TaskParameters, arg
         experiment_path=experiment_path, seed=args.seed, checkpoint_save_secs=args.checkpoint_save_secs,
         checkpoint_restore_dir=args.checkpoint_restore_dir, evaluate_only=args.evaluate,
         restore_memory=args.restore_memory, num_checkpoints_to_keep=args.num_checkpoints_to_keep,
-        start_over=args.start_over,
+        start_over=args.start_over, export_onnx_graph=args.export_onnx_graph,
     )
     return graph_manager, task, args
 
 
-def print_recorded_notes(hyperparameters: Hyperparameters) -> None:
-    """One line for each hyperparameter that is only recorded (``save_model``: model export is not implemented yet)."""
-    for name, value in hyperparameters.recorded.items():
-        print(f"Note: {name}={value} is recorded in parameters.yaml; rlframe does not export models yet.")
+def save_model_requested(hyperparameters: Hyperparameters) -> bool:
+    """Whether the run's hyperparameters ask for the trained model (``save_model=1``)."""
+    return hyperparameters.recorded.get("save_model") == 1
+
+
+def _save_model(graph_manager: Any) -> None:
+    """Export the trained agent into ``<experiment path>/model`` (replacing an earlier run's model there)."""
+    from rlframe.export import export_model
+
+    path = export_model(graph_manager, Path(graph_manager.experiment_path) / "model", force=True)
+    print(f"Model: {path} (save_model=1: model.onnx, policy-symbol.json, rlframe-model.json; "
+          f"checkpoint {graph_manager.last_checkpoint.name})", flush=True)
 
 
 def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None) -> int:
@@ -185,18 +198,24 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
 
 def _train(argv: Sequence[str] | None) -> int:
     graph_manager, task, args = prepare(argv)
+    save_model = save_model_requested(graph_manager.hyperparameters) and task.evaluate_only is None
     previous = os.environ.get("RLFRAME_PROGRESS")
     if args.progress != "auto":
         os.environ["RLFRAME_PROGRESS"] = args.progress
     try:
         graph_manager.run(task)
+    except RunStopped:
+        if save_model and graph_manager.last_checkpoint is not None:
+            _save_model(graph_manager)  # the run stopped after its final checkpoint: the model is that checkpoint's
+        raise
     finally:
         # Only for this run: an in-process caller (a notebook, a test) keeps its own setting.
         if previous is None:
             os.environ.pop("RLFRAME_PROGRESS", None)
         else:
             os.environ["RLFRAME_PROGRESS"] = previous
-    print_recorded_notes(graph_manager.hyperparameters)
+    if save_model:
+        _save_model(graph_manager)
     print(f"Experiment directory: {graph_manager.experiment_path}")
     print(f"CSV: {graph_manager.csv_path}")
     print(f"GIFs: {os.path.join(graph_manager.experiment_path, 'gifs')}")

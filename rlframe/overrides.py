@@ -344,6 +344,8 @@ TIED_TO_TRAINING_FREQ = (
     "agent_params.algorithm.num_steps_between_copying_online_weights_to_target",
     "steps_between_evaluation_periods",
 )
+#: hyperparameters that change no parameter but what happens after training (kept in ``Hyperparameters.recorded``):
+#: ``save_model=1`` exports the trained policy (``rlframe-train``: ``<experiment>/model``; SageMaker: ``/opt/ml/model``)
 RECORDED = ("save_model",)
 #: the hyperparameter that names the preset in a SageMaker job (``RLCOACH_PRESET``)
 PRESET_HYPERPARAMETER = "RLCOACH_PRESET"
@@ -407,7 +409,7 @@ def improve_steps_unit(graph_manager: Any, notebook: str | None, preset_name: st
 
 @dataclass
 class Hyperparameters:
-    """Hyperparameters applied to a graph manager, and those only recorded for later stages."""
+    """Hyperparameters applied to a graph manager, and those recorded for what follows the run (:data:`RECORDED`)."""
 
     applied: dict[str, Any] = field(default_factory=dict)
     recorded: dict[str, Any] = field(default_factory=dict)

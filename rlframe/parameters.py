@@ -379,7 +379,9 @@ class TaskParameters(Parameters):
         the checkpoint with the best off-policy estimate.
     :param start_over: when ``experiment_path`` already holds a run, move its files into
         ``previous_<DD_MM_YYYY-HH_MM_SS>/`` inside it and start a new run, instead of refusing.
-    :param export_onnx_graph: accepted for Coach compatibility.
+    :param export_onnx_graph: also write ``<checkpoint name>.onnx`` beside every checkpoint (Coach's ``-onnx``): the
+        policy as an ONNX graph, its policy outputs first as Coach's were, which the SageMaker notebooks' launchers
+        move into the model with ``save_model=1`` (see :mod:`rlframe.export`).
     :param apply_stop_condition: stop once an evaluation's success rate reaches the target success rate.
     :param num_gpu: accepted for Coach compatibility.
     """

@@ -37,5 +37,7 @@ def test_notebook_hyperparameters_run_with_their_mapped_values(tmp_path, capsys)
     evaluations = frame.dropna(subset=["Evaluation Reward"])
     assert len(evaluations) == 1 + len(epochs) // 15 and len(epochs) // 15 >= 1
     assert (frame["Learning Rate/Mean"].dropna() == 0.004).all()
-    assert "Note: save_model=1 is recorded" in out
+    model = experiment / "model"
+    assert f"Model: {model} (save_model=1: model.onnx, policy-symbol.json, rlframe-model.json; checkpoint 0_Step-100000.ckpt)" in out
+    assert (model / "model.onnx").is_file() and (model / "rlframe-model.json").is_file()
     assert "0_Step-100000.ckpt" in (experiment / "checkpoint" / ".coach_checkpoint").read_text()

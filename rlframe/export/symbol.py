@@ -59,7 +59,7 @@ class _SymbolOps:
         return mx.sym.softmax(x, axis=1, name=name)
 
     def std(self, mean: mx.sym.Symbol, log_std: mx.sym.Symbol, name: str) -> mx.sym.Symbol:
-        row = mx.sym.reshape(mx.sym.exp(log_std, name=f"{name}_exp"), shape=(1, -1))
+        row = mx.sym.reshape(mx.sym.exp(log_std, name=f"{name}_exp"), shape=(1, -1), name=f"{name}_row")
         return mx.sym.broadcast_like(row, mean, name=name)
 
 

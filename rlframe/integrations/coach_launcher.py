@@ -165,7 +165,8 @@ class CoachLauncher:
         parser.add_argument("--print_networks_summary", action="store_true", help="print the networks")
         parser.add_argument("-ns", "--no_summary", action="store_true", help="accepted for Coach compatibility")
         parser.add_argument("--seed", type=int, help="seed of every random generator")
-        parser.add_argument("-onnx", "--export_onnx_graph", action="store_true", help="accepted for Coach compatibility")
+        parser.add_argument("-onnx", "--export_onnx_graph", action="store_true",
+                            help="also write <checkpoint name>.onnx beside every checkpoint")
         parser.add_argument("-asc", "--apply_stop_condition", action="store_true",
                             help="stop once an evaluation reaches the environment's target success rate")
         # Set by the launcher rather than typed (Coach derives it from -s; SageMaker launchers set it).

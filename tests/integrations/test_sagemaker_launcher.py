@@ -7,6 +7,7 @@ entrypoint and SageMaker's training toolkit start them. Every job is a few hundr
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -18,7 +19,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from rlframe.export import export_checkpoint
 from rlframe.integrations.sagemaker.launcher import SageMakerCoachPresetLauncher
+from rlframe.outputs.checkpoints import STATE_FILE
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sagemaker"
 CSV_NAME = "worker_0.simple_rl_graph.main_level.main_level.agent_0.csv"
@@ -68,11 +71,29 @@ def test_training_writes_where_sagemaker_collects(training_job: tuple[Path, subp
     assert saved and saved[-1][1] >= 300  # the final checkpoint (and one every 10 s before it)
     # Every checkpoint is copied to SageMaker's managed checkpoint folder of this host.
     assert checkpoint_steps(tree / "checkpoints" / "algo-1") == saved
-    assert sorted(p.name for p in tree.iterdir()) == ["checkpoints", "code", "output"]
+    assert sorted(p.name for p in tree.iterdir()) == ["checkpoints", "code", "model", "output"]
     assert not (tree / "code" / "experiments").exists()
     assert "Loading preset preset-cartpole-dqn from" in result.stdout
-    assert "Note: save_model=1 is recorded in parameters.yaml; rlframe does not export models yet." in result.stdout
-    assert not (tree / "model").exists() or not any((tree / "model").iterdir())  # nothing half-exported
+
+
+def test_save_model_exports_the_final_checkpoints_policy_into_the_model_folder(
+        training_job: tuple[Path, subprocess.CompletedProcess], tmp_path: Path) -> None:
+    """save_model=1: every checkpoint gets its .onnx (export_onnx_graph), and /opt/ml/model holds the model of the final
+    checkpoint, the same one rlframe-export makes of it."""
+    tree, result = training_job
+    checkpoints = tree / "output" / "data" / "checkpoint"
+    latest = (checkpoints / STATE_FILE).read_text().strip()
+    assert f"Model: exported {latest} to {tree / 'model'} (save_model=1)" in result.stdout
+    assert all((checkpoints / f"{i}_Step-{steps}.ckpt.onnx").is_file() for i, steps in checkpoint_steps(checkpoints))
+    model = tree / "model"
+    assert sorted(p.name for p in model.iterdir()) == ["model.onnx", "policy-0000.params", "policy-symbol.json",
+                                                       "rlframe-model.json"]
+    metadata = json.loads((model / "rlframe-model.json").read_text())
+    assert metadata["checkpoint"] == {"name": latest, "directory": str(checkpoints)}
+    assert metadata["preset"]["name"] == "preset-cartpole-dqn" and metadata["agent"] == "DQNAgent"
+    again = export_checkpoint(checkpoints, tmp_path / "again")
+    assert (model / "model.onnx").read_bytes() == (again / "model.onnx").read_bytes()
+    assert (model / "policy-0000.params").read_bytes() == (again / "policy-0000.params").read_bytes()
 
 
 def test_the_launchers_shortcuts_and_ties_reach_the_preset(training_job: tuple[Path, subprocess.CompletedProcess]) -> None:

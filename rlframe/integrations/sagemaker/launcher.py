@@ -10,8 +10,10 @@ notebook's shortcut name (:data:`rlframe.overrides.SHORTCUTS`).
 
 Outputs land where SageMaker collects them: the experiment folder (CSV, GIFs, ``parameters.yaml``, ``log.txt``)
 is ``/opt/ml/output/intermediate`` and checkpoints go to ``/opt/ml/output/data/checkpoint``, every 10 s and at
-the end (all under ``$SAGEMAKER_BASE_DIR`` when set). The preset is ``<folder of the launcher script>/<name>.py``,
-its name matched ignoring case, else a shipped preset. ``evaluate_main()`` only evaluates the checkpoint of the
+the end (all under ``$SAGEMAKER_BASE_DIR`` when set); with ``save_model=1`` every checkpoint also gets its
+``.onnx`` (Coach's ``export_onnx_graph``) and the trained model is exported to ``/opt/ml/model``
+(:mod:`rlframe.export`). The preset is ``<folder of the launcher script>/<name>.py``, its name matched ignoring
+case, else a shipped preset. ``evaluate_main()`` only evaluates the checkpoint of the
 job's ``checkpoint`` channel for ``--evaluate_steps`` steps, writing no checkpoint and no CSV.
 
 Run as a module (``python -m rlframe.integrations.sagemaker.launcher --RLCOACH_PRESET NAME --name value ...``),
@@ -26,12 +28,14 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from rl_coach import logger
-from rlframe.cli import hyperparameter_pairs, print_recorded_notes
+from rlframe.cli import hyperparameter_pairs
 from rlframe.errors import PresetError, UnknownParameterError, closest
+from rlframe.export import export_model
+from rlframe.export.graph import ExportError
 from rlframe.graph_managers.graph_manager import GraphManager
-from rlframe.integrations.coach_launcher import CoachArgumentParser, CoachLauncher, short_dynamic_import
+from rlframe.integrations.coach_launcher import CoachArgumentParser, CoachLauncher, run_launcher_step, short_dynamic_import
 from rlframe.integrations.sagemaker.paths import SageMakerPaths
-from rlframe.overrides import RECORDED, SHORTCUTS, Hyperparameters, apply_hyperparameters, apply_path_hyperparameter
+from rlframe.overrides import RECORDED, SHORTCUTS, apply_hyperparameters, apply_path_hyperparameter
 from rlframe.parameters import Parameters, TaskParameters
 from rlframe.presets import find_in_dir, presets_in
 from rlframe.shipped import shipped_dir
@@ -74,6 +78,8 @@ class SageMakerCoachPresetLauncher(CoachLauncher):
         self.hyperparameters = CoachConfigurationList()
         self.save_model = False
         self.evaluating = False
+        #: the graph manager the launch ran (``save_model`` exports its agent)
+        self.graph_manager: GraphManager | None = None
 
     # ---- what subclasses override ----------------------------------------------------------------------
     def default_preset_name(self) -> str | None:
@@ -191,6 +197,10 @@ class SageMakerCoachPresetLauncher(CoachLauncher):
             network.framework = args.framework
         return graph_manager
 
+    def run_graph_manager(self, graph_manager: GraphManager, args: argparse.Namespace) -> None:
+        self.graph_manager = graph_manager
+        super().run_graph_manager(graph_manager, args)
+
     def start_single_threaded(self, task_parameters: TaskParameters, graph_manager: GraphManager,
                               args: argparse.Namespace) -> None:
         if self.evaluating:
@@ -199,14 +209,29 @@ class SageMakerCoachPresetLauncher(CoachLauncher):
         graph_manager.run(task_parameters)
 
     # ---- entry points ------------------------------------------------------------------------------------
+    def export_trained_model(self) -> None:
+        """Export the trained agent (its final checkpoint's state) into the job's model folder, ``/opt/ml/model``,
+        which SageMaker uploads as ``model.tar.gz``: ``model.onnx`` as the notebooks' deploy script loads it (outputs
+        ``[value, mean or probabilities, (std)]``), rlframe's own model and ``rlframe-model.json``. The folder's
+        ``code/`` (a handler for ``serve``) is kept; another model there is replaced."""
+        if self.graph_manager is None:
+            raise ExportError("save_model=1, but the launch ran no graph manager (does your launcher override "
+                              "run_graph_manager without calling the base class?): nothing to export.")
+        path = export_model(self.graph_manager, SageMakerPaths.from_env().model, force=True)
+        checkpoint = self.graph_manager.last_checkpoint
+        print(f"Model: exported {checkpoint.name if checkpoint else 'the trained agent'} to {path} (save_model=1)",
+              flush=True)
+
     @classmethod
     def train_main(cls) -> None:
-        """Train the preset with the job's hyperparameters (``sys.argv``)."""
+        """Train the preset with the job's hyperparameters (``sys.argv``); with ``save_model=1``, then export the
+        trained model (:meth:`export_trained_model`)."""
         trainer = cls()
         trainer.launch()
+        # Read again, as SageMaker's launcher does: a subclass's get_config_args may not set self.save_model.
         job_args, _ = trainer.sagemaker_argparser().parse_known_args()
         if getattr(job_args, "save_model", 0) == 1:
-            print_recorded_notes(Hyperparameters(recorded={RECORDED[0]: 1}))
+            run_launcher_step(trainer.export_trained_model)
 
     @classmethod
     def evaluate_main(cls) -> None:
