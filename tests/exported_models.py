@@ -53,6 +53,25 @@ agent_params.{stage} = InputFilter()
 agent_params.{stage}.add_observation_filter('observation', 'normalize', ObservationNormalizationFilter(clip_min=-4, clip_max=4))
 """
 
+# Clipped PPO: two updates of 256 steps each; ``{network}`` and ``{level}`` differ by kind.
+_PPO = """
+schedule_params.heatup_steps = EnvironmentSteps(0)
+schedule_params.improve_steps = EnvironmentSteps(512)
+schedule_params.steps_between_evaluation_periods = EnvironmentSteps(100000)
+agent_params = ClippedPPOAgentParameters()
+main = agent_params.network_wrappers['main']
+main.input_embedders_parameters['observation'].scheme = [Dense(16)]
+main.middleware_parameters.scheme = [Dense(16)]
+main.learning_rate = 0.003
+{network}
+agent_params.algorithm.num_consecutive_playing_steps = EnvironmentSteps(256)
+agent_params.algorithm.act_for_full_episodes = False
+agent_params.algorithm.optimization_epochs = 2
+{normalise}
+graph_manager = BasicRLGraphManager(agent_params=agent_params, env_params=GymVectorEnvironment(level='{level}'),
+                                    schedule_params=schedule_params)
+"""
+
 _PRESETS = {
     "dqn": """
 schedule_params.heatup_steps = EnvironmentSteps(100)
@@ -91,41 +110,11 @@ agent_params.exploration.evaluation_epsilon = 0
 graph_manager = BatchRLGraphManager(agent_params=agent_params, env_params=GymVectorEnvironment(level='CartPole-v0'),
                                     schedule_params=schedule_params, reward_model_num_epochs=2, train_to_eval_ratio=0.8)
 """,
-    "ppo_discrete": """
-schedule_params.heatup_steps = EnvironmentSteps(0)
-schedule_params.improve_steps = EnvironmentSteps(512)
-schedule_params.steps_between_evaluation_periods = EnvironmentSteps(100000)
-agent_params = ClippedPPOAgentParameters()
-main = agent_params.network_wrappers['main']
-main.input_embedders_parameters['observation'].scheme = [Dense(16)]
+    "ppo_discrete": _PPO.replace("{level}", "CartPole-v1").replace("{network}", """\
 main.input_embedders_parameters['observation'].input_rescaling = {'vector': 0.5}
-main.middleware_parameters.scheme = [Dense(16)]
-main.middleware_parameters.activation_function = 'softrelu'
-main.learning_rate = 0.003
-agent_params.algorithm.num_consecutive_playing_steps = EnvironmentSteps(256)
-agent_params.algorithm.act_for_full_episodes = False
-agent_params.algorithm.optimization_epochs = 2
-{normalise}
-graph_manager = BasicRLGraphManager(agent_params=agent_params, env_params=GymVectorEnvironment(level='CartPole-v1'),
-                                    schedule_params=schedule_params)
-""",
-    "ppo_continuous": """
-schedule_params.heatup_steps = EnvironmentSteps(0)
-schedule_params.improve_steps = EnvironmentSteps(512)
-schedule_params.steps_between_evaluation_periods = EnvironmentSteps(100000)
-agent_params = ClippedPPOAgentParameters()
-main = agent_params.network_wrappers['main']
-main.input_embedders_parameters['observation'].scheme = [Dense(16)]
-main.input_embedders_parameters['observation'].activation_function = 'elu'
-main.middleware_parameters.scheme = [Dense(16)]
-main.learning_rate = 0.003
-agent_params.algorithm.num_consecutive_playing_steps = EnvironmentSteps(256)
-agent_params.algorithm.act_for_full_episodes = False
-agent_params.algorithm.optimization_epochs = 2
-{normalise}
-graph_manager = BasicRLGraphManager(agent_params=agent_params, env_params=GymVectorEnvironment(level='Pendulum-v1'),
-                                    schedule_params=schedule_params)
-""",
+main.middleware_parameters.activation_function = 'softrelu'"""),
+    "ppo_continuous": _PPO.replace("{level}", "Pendulum-v1").replace(
+        "{network}", "main.input_embedders_parameters['observation'].activation_function = 'elu'"),
 }
 
 

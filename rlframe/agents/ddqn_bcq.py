@@ -23,6 +23,9 @@ Two filters (``algorithm.action_drop_method_parameters``), both fitted on the tr
 
 A next state where every action is dropped gets one allowed action drawn uniformly at random for each update
 (Coach replaced that row's Q-values by random numbers, which amounts to the same choice).
+
+The action filter shapes only the training targets: the agent acts, and is exported (:mod:`rlframe.export`), as
+DQN is, by the main network's Q-values.
 """
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ from rlframe.errors import RlframeError
 from rlframe.filters.filter import InputFilter
 from rlframe.filters.observation import ObservationNormalizationFilter
 from rlframe.networks.blocks import ActivationLayer, DenseLayer, MLPDescription
-from rlframe.spaces import ActionSpace, BoxActionSpace, DiscreteActionSpace, Space
+from rlframe.spaces import ActionSpace, DiscreteActionSpace, Space
 
 #: the name of every exported model's one input
 INPUT_NAME = "observation"
@@ -170,20 +170,6 @@ def normalization_steps(input_filter: InputFilter, pre_network_filter: InputFilt
                                        np.broadcast_to(std, (observation_size,)).astype(np.float32),
                                        float(obs_filter.clip_min), float(obs_filter.clip_max)))
     return tuple(steps)
-
-
-def space_bounds(values: np.ndarray) -> list[float | None]:
-    """Bounds as JSON values: a list, with None for an infinite bound."""
-    return [float(v) if np.isfinite(v) else None for v in np.asarray(values, dtype=np.float64).ravel()]
-
-
-def action_description(action: ActionSpace) -> dict[str, Any]:
-    """The model directory's ``action`` entry."""
-    if isinstance(action, DiscreteActionSpace):
-        return {"type": "discrete", "num_actions": int(action.num_actions)}
-    if isinstance(action, BoxActionSpace):
-        return {"type": "box", "shape": list(action.shape), "low": space_bounds(action.low), "high": space_bounds(action.high)}
-    raise ExportError(f"Action space {action!r} cannot be exported: rlframe exports discrete and box action spaces.")
 
 
 class GraphOps(Protocol):

@@ -23,23 +23,38 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from rlframe import __version__
 from rlframe.errors import StorageError, describe_os_error
-from rlframe.export.graph import INPUT_NAME, ExportError, PolicyGraph, action_description, space_bounds
+from rlframe.export.graph import INPUT_NAME, ExportError, PolicyGraph
 from rlframe.export.onnx_graph import policy_to_onnx, write_onnx
 from rlframe.export.symbol import policy_to_symbol, write_symbol
+from rlframe.graph_managers.graph_manager import GraphManager
 from rlframe.outputs.atomic import TEMPORARY_PREFIX, atomic_write_text
 from rlframe.outputs.checkpoints import CheckpointFiles
+from rlframe.spaces import ActionSpace, DiscreteActionSpace
 
 if TYPE_CHECKING:
     from rlframe.agents.agent import Agent
-    from rlframe.graph_managers.graph_manager import GraphManager
 
 METADATA = "rlframe-model.json"
 FORMAT, FORMAT_VERSION = "rlframe-model", 1
 FILES = {"onnx": "model.onnx", "symbol": "policy-symbol.json", "params": "policy-0000.params"}
 #: a user's inference handler folder, which a replaced model keeps
 CODE = "code"
+
+
+def space_bounds(values: np.ndarray) -> list[float | None]:
+    """Bounds as JSON values: a list, with None for an infinite bound."""
+    return [float(v) if np.isfinite(v) else None for v in np.asarray(values, dtype=np.float64).ravel()]
+
+
+def action_description(action: ActionSpace) -> dict[str, Any]:
+    """The model directory's ``action`` entry (rlframe's agents act in discrete and box spaces only)."""
+    if isinstance(action, DiscreteActionSpace):
+        return {"type": "discrete", "num_actions": int(action.num_actions)}
+    return {"type": "box", "shape": list(action.shape), "low": space_bounds(action.low), "high": space_bounds(action.high)}
 
 
 def model_metadata(graph: PolicyGraph, preset: dict[str, Any] | None, checkpoint: CheckpointFiles | None) -> dict[str, Any]:
@@ -81,7 +96,8 @@ def check_output_folder(folder: Path, force: bool) -> None:
         return
     if not folder.is_dir():
         raise ExportError(f"Output folder {folder} is a file: give another output folder (-o).")
-    entries = set(os.listdir(folder)) - {CODE}
+    # Files an interrupted export left (atomic writes' temporaries) are no one's: the next export removes them.
+    entries = {name for name in os.listdir(folder) if not name.startswith(TEMPORARY_PREFIX)} - {CODE}
     others = sorted(entries - set(FILES.values()) - {METADATA})
     if others:
         shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
@@ -110,6 +126,8 @@ def write_model_dir(graph: PolicyGraph, folder: str | os.PathLike, preset: dict[
         if out.is_dir():
             # It may be a mount point (SageMaker's /opt/ml/model), which no rename can replace.
             (out / METADATA).unlink(missing_ok=True)
+            for leftover in out.glob(f"{TEMPORARY_PREFIX}*"):
+                leftover.unlink()
             write(out)
             return out
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -130,8 +148,6 @@ def write_model_dir(graph: PolicyGraph, folder: str | os.PathLike, preset: dict[
 def export_model(source: "GraphManager | Agent", folder: str | os.PathLike, force: bool = False) -> Path:
     """Export a graph manager's agent (after a run; its preset and last checkpoint go into the metadata), or an
     agent, as it is now, into the model directory ``folder``; returns its absolute path."""
-    from rlframe.graph_managers.graph_manager import GraphManager
-
     if isinstance(source, GraphManager):
         return write_model_dir(source.agent.policy_graph(), folder, source.preset_record(), source.last_checkpoint, force)
     return write_model_dir(source.policy_graph(), folder, force=force)

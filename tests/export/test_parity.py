@@ -17,7 +17,6 @@ from typing import Any, Callable
 
 import mxnet as mx
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
 
