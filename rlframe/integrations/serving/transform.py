@@ -121,7 +121,7 @@ class ServerFailure(RlframeError):
         self.exit_code = exit_code
 
 
-class _FileFailed(Exception):
+class FileFailed(Exception):
     """One input file cannot be transformed; the message names the file's record and the cause."""
 
 
@@ -365,14 +365,14 @@ def _records_payload(body: bytes, first_line: int) -> Payload | None:
     return Payload(b"".join(line + b"\n" for _, line in numbered), numbers[0], len(numbers), numbers)
 
 
-def _too_large(line: int, max_bytes: int) -> _FileFailed:
-    return _FileFailed(f" line {line} is longer than MaxPayloadInMB ({max_bytes // MEGABYTE} MB): a record must fit "
+def _too_large(line: int, max_bytes: int) -> FileFailed:
+    return FileFailed(f" line {line} is longer than MaxPayloadInMB ({max_bytes // MEGABYTE} MB): a record must fit "
                        "in one request; give a larger --max-payload-mb")
 
 
 def line_payloads(handle: BinaryIO, max_bytes: int, multi_record: bool) -> Iterator[Payload]:
     """Cut the lines of ``handle`` into payloads of at most ``max_bytes``: one record each, or (``multi_record``) as
-    many whole lines as fit. Reads one payload ahead at most; raises :class:`_FileFailed` at a line that does not
+    many whole lines as fit. Reads one payload ahead at most; raises :class:`FileFailed` at a line that does not
     fit."""
     if not multi_record:
         for number, line in enumerate(handle, start=1):
@@ -412,7 +412,7 @@ def file_payloads(plan: FilePlan, handle: BinaryIO, settings: Settings) -> Itera
         return
     body = handle.read(max_bytes + 1)
     if len(body) > max_bytes:
-        raise _FileFailed(f" is larger than MaxPayloadInMB ({settings.max_payload_mb} MB), and with SplitType None the "
+        raise FileFailed(f" is larger than MaxPayloadInMB ({settings.max_payload_mb} MB), and with SplitType None the "
                           "whole file is one request: give --split-type Line, or a larger --max-payload-mb")
     if body:
         yield Payload(body, 1, len(text_lines(body)) if plan.line_records else 1, whole_file=True)
@@ -463,13 +463,13 @@ def _join_lines(kind: str, body: bytes, answer: bytes) -> list[bytes]:
 
 
 def assemble(plan: FilePlan, settings: Settings, payload: Payload, answer: bytes) -> bytes:
-    """What ``answer`` (the 2xx answer to ``payload``) adds to the output file; raises :class:`_FileFailed` when an
+    """What ``answer`` (the 2xx answer to ``payload``) adds to the output file; raises :class:`FileFailed` when an
     answer of lines does not have one line per record."""
     by_line = settings.assemble_with == "Line"
     if plan.line_records and (by_line or plan.join):
         answered = _line_count(answer)
         if answered != payload.count:
-            raise _FileFailed(
+            raise FileFailed(
                 f"{payload.where()}: the server answered {answered} lines for {payload.count} records; with "
                 f"{'JoinSource Input' if plan.join else 'AssembleWith Line'} each record needs one line of answer "
                 "(give --strategy SingleRecord, or an --accept type that answers one line per record)")
@@ -510,7 +510,7 @@ class ConnectionLost(ConnectionError):
 _MAX_LINE = 65536
 
 
-def _read_answer(reader: BinaryIO) -> tuple[int, bytes, bool]:
+def read_answer(reader: BinaryIO) -> tuple[int, bytes, bool]:
     """Read one HTTP/1.x answer: ``(status, body, keep_alive)``. Bodies of a Content-Length, chunked, or up to the
     connection's end; informational (1xx) answers are skipped."""
     while True:
@@ -623,7 +623,7 @@ class Client:
             connection = self._connection()
             try:
                 connection.socket.sendall(message)
-                status, answer, keep_alive = _read_answer(connection.reader)
+                status, answer, keep_alive = read_answer(connection.reader)
             except (ConnectionLost, ConnectionResetError, BrokenPipeError):
                 self._drop(connection)
                 if connection.used:
@@ -771,7 +771,7 @@ class BatchTransform:
 
     def _transform(self, output: _Output, payloads: list[Payload]) -> tuple[bytes, int] | None:
         """What ``payloads`` (consecutive requests of one file) add to its output, and their records; None when the
-        file already failed. Raises :class:`_FileFailed` with the line naming the file, the record and the cause."""
+        file already failed. Raises :class:`FileFailed` with the line naming the file, the record and the cause."""
         parts = []
         for payload in payloads:
             if output.failed:
@@ -783,13 +783,13 @@ class BatchTransform:
         try:
             status, answer = self._post(plan, payload.body)
             if not 200 <= status < 300:
-                raise _FileFailed(self._blame(plan, payload, status, answer))
+                raise FileFailed(self._blame(plan, payload, status, answer))
             return assemble(plan, self.settings, payload, answer)
         except TimeoutError:
-            raise _FileFailed(f"{plan.input.name}{payload.where()}: no answer within {self.client.timeout:g} s") \
+            raise FileFailed(f"{plan.input.name}{payload.where()}: no answer within {self.client.timeout:g} s") \
                 from None
-        except _FileFailed as exc:
-            raise _FileFailed(f"{plan.input.name}{exc}") from None
+        except FileFailed as exc:
+            raise FileFailed(f"{plan.input.name}{exc}") from None
 
     def _blame(self, plan: FilePlan, payload: Payload, status: int, answer: bytes) -> str:
         """The record a refused payload of several lines is refused for: halves of it are sent until one record
@@ -844,7 +844,7 @@ class BatchTransform:
             return
         try:
             done = self._wait(future)
-        except _FileFailed as exc:
+        except FileFailed as exc:
             self._fail(output, str(exc), report)
             return
         if done is not None and not output.failed:
@@ -873,7 +873,7 @@ class BatchTransform:
                             window.append((output, executor.submit(self._transform, output, task)))
                             while len(window) > depth:
                                 self._settle(window, report)
-                except _FileFailed as exc:
+                except FileFailed as exc:
                     self._fail(output, f"{plan.input.name}{exc}", report)
                 except OSError as exc:
                     self._fail(output, f"{plan.input.name}: cannot be read: {exc.strerror or exc}", report)
@@ -1132,16 +1132,18 @@ def _transform(argv: Sequence[str] | None) -> int:
         try:
             server.start()
             server.wait_ready(client, stop)
+            ready = time.monotonic()
             settings = settings.resolved(parse_execution_parameters(*client.request("GET", "/execution-parameters")))
             plans = [plan_file(item, settings) for item in files]
-            print(f"{PROG}: {len(files)} file{'s' * (len(files) != 1)} -> {out} ({settings.describe()})", flush=True)
+            print(f"{PROG}: rlframe-serve ready in {ready - started:.2f} s; {len(files)} file{'s' * (len(files) != 1)} "
+                  f"-> {out} ({settings.describe()})", flush=True)
             transform = BatchTransform(client, settings, stop, alive=server.check_alive,
                                        on_failure=lambda line: print(f"error: {line}", file=sys.stderr, flush=True))
             report = transform.run(plans)
+            seconds = time.monotonic() - ready
         finally:
             client.close()
             server.stop()
-    seconds = time.monotonic() - started
     done = len(report.transformed)
     print(f"{PROG}: {done} of {len(files)} files, {report.records} records in {seconds:.2f} s "
           f"({report.records / max(seconds, 1e-9):,.0f} records/s) -> {out}", flush=True)

@@ -12,8 +12,10 @@ import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -24,9 +26,9 @@ import pytest
 from rlframe.environments.gym_compat import install_gym_fallback
 from rlframe.integrations.serving.transform import (
     CSV_TYPE, JSON_LINES_TYPE, JSON_TYPE, MEGABYTE, NPY_TYPE, BatchTransform, Client, ContainerParameters, FilePlan,
-    InputFile, Payload, Report, ServerFailure, ServerProcess, Settings, TransformArgumentError, _FileFailed, assemble,
-    discover_inputs, file_payloads, join_csv, join_json, line_payloads, main, parse_execution_parameters, plan_file,
-    server_message, text_lines,
+    ConnectionLost, FileFailed, InputFile, Payload, Report, ServerFailure, ServerProcess, Settings,
+    TransformArgumentError, assemble, discover_inputs, file_payloads, join_csv, join_json, line_payloads, main,
+    parse_execution_parameters, plan_file, read_answer, server_message, text_lines,
 )
 from rlframe.stopping import StopSignals
 
@@ -158,10 +160,10 @@ def test_single_record_requests_and_empty_lines() -> None:
 
 def test_a_record_that_does_not_fit_fails_its_file() -> None:
     for multi in (True, False):
-        with pytest.raises(_FileFailed, match="line 3 is longer than MaxPayloadInMB"):
+        with pytest.raises(FileFailed, match="line 3 is longer than MaxPayloadInMB"):
             _payloads(b"[1]\n[2]\n" + b"9" * 100 + b"\n[4]\n", 50, multi)
     big = Settings(max_payload_mb=1).resolved(ContainerParameters())
-    with pytest.raises(_FileFailed, match="is larger than MaxPayloadInMB"):
+    with pytest.raises(FileFailed, match="is larger than MaxPayloadInMB"):
         list(file_payloads(_plan("s.json"), io.BytesIO(b"1" * (MEGABYTE + 1)), big))  # type: ignore[arg-type]
 
 
@@ -183,7 +185,7 @@ def test_answers_of_several_lines_are_joined_line_by_line_and_counted() -> None:
     payload = Payload(b'[1]\n{"a": 1}\n', 5, 2)
     joined = assemble(plan, settings, payload, b'{"p": 1}\n{"p": 2}\n')
     assert joined == b'{"SageMakerInput": [1], "SageMakerOutput": {"p": 1}}\n{"a": 1, "SageMakerOutput": {"p": 2}}\n'
-    with pytest.raises(_FileFailed, match="lines 5-6: the server answered 1 lines for 2 records"):
+    with pytest.raises(FileFailed, match="lines 5-6: the server answered 1 lines for 2 records"):
         assemble(plan, settings, payload, b'{"p": [1, 2]}')
     csv = Settings(split_type="Line", strategy="MultiRecord", assemble_with="None", join_source="Input")
     assert assemble(_plan("s.csv", **csv.__dict__), csv, Payload(b"1,2\n3,4\n", 1, 2), b"0.5\r\n0.6\r\n") == \
@@ -203,6 +205,52 @@ def test_server_messages_are_one_short_line() -> None:
     assert server_message(b'{"message": "expected 4 numbers,\\n got 3"}') == "expected 4 numbers, got 3"
     assert server_message(b"plain\ntext") == "plain text"
     assert len(server_message(b"x" * 1000)) == 300
+
+
+def _answer(data: bytes) -> tuple[int, bytes, bool]:
+    return read_answer(io.BufferedReader(io.BytesIO(data)))  # type: ignore[arg-type]
+
+
+def test_answers_of_every_framing_are_read() -> None:
+    assert _answer(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello+next") == (200, b"hello", True)
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n1\r\n!\r\n0\r\nT: 1\r\n\r\n"
+    assert _answer(chunked) == (200, b"hello!", True)
+    assert _answer(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 400 Bad\r\nContent-Length: 2\r\n\r\nno") == (400, b"no", True)
+    assert _answer(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n") == (200, b"", False)
+    assert _answer(b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\nx") == (200, b"x", False)
+    assert _answer(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\nx") == (200, b"x", True)
+    assert _answer(b"HTTP/1.1 200 OK\r\n\r\nto the end") == (200, b"to the end", False)
+    for broken, match in [(b"", "closed the connection before answering"), (b"SSH-2.0\r\n", "not HTTP/1.x"),
+                          (b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort", "after 5 of 9 bytes"),
+                          (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "chunk size line")]:
+        with pytest.raises(ConnectionLost, match=match):
+            _answer(broken)
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced(tmp_path: Path) -> None:
+    """A server that closes every connection after one answer, without saying so (as a keep-alive timeout does)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    requests: list[bytes] = []
+
+    def serve() -> None:
+        for _ in range(3):
+            connection, _ = listener.accept()
+            with connection, connection.makefile("rb") as reader:
+                head = b"".join(iter(lambda: reader.readline(), b"\r\n"))
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                requests.append(reader.read(length))
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    client = Client("127.0.0.1", listener.getsockname()[1], timeout=10)
+    try:
+        assert [client.request("POST", "/invocations", b"[%d]" % i) for i in range(3)] == [(200, b"ok")] * 3
+    finally:
+        client.close()
+        listener.close()
+    thread.join(10)
+    assert requests == [b"[0]", b"[1]", b"[2]"]
 
 
 @pytest.mark.parametrize("argv, match", [
@@ -256,7 +304,7 @@ def json_lines(states: np.ndarray, padding: int = 0) -> str:
 def served(exported_model_dirs: dict[str, Path]) -> Iterator[tuple[Path, Client]]:
     """One rlframe-serve of the DQN model for the module's :class:`BatchTransform` runs."""
     model = exported_model_dirs["dqn"]
-    server = ServerProcess(str(model))
+    server = ServerProcess(str(model), workers=1)
     client = Client(ServerProcess.HOST, server.port)
     try:
         server.start()
@@ -371,6 +419,7 @@ def test_command_keeps_a_folders_relative_paths_and_fails_only_the_file_with_a_b
     write(folder / "a.jsonl", json_lines(random_states(10, seed=7)))
     write(folder / "sub" / "b.jsonl", json_lines(random_states(10, seed=8)))
     write(folder / "sub" / "c.jsonl", "[0.1, 0.2, 0.3, 0.4]\n[0.1, 0.2, 0.3, 0.4]\n[0.1, 0.2, 0.3, 0.4]\nnot json\n")
+    # the server's own number of workers (one per CPU), and MaxConcurrentTransforms from its answer
     done = run_command(str(exported_model_dirs["dqn"]), str(folder), "-o", str(tmp_path / "out"),
                        "--split-type", "Line", "--assemble-with", "Line")
     assert done.returncode == 1, done.stderr
@@ -393,6 +442,27 @@ def test_a_server_that_cannot_start_is_one_line_quoting_it(tmp_path: Path) -> No
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+def test_a_server_that_dies_ends_the_run_with_one_line(exported_model_dirs: dict[str, Path], tmp_path: Path) -> None:
+    model = exported_model_dirs["dqn"]
+    server = ServerProcess(str(model), workers=1)
+    client = Client(ServerProcess.HOST, server.port)
+    try:
+        server.start()
+        server.wait_ready(client, StopSignals())
+        assert server.process is not None
+        os.killpg(server.process.pid, signal.SIGKILL)
+        server.process.wait()
+        source = write(tmp_path / "states.jsonl", json_lines(random_states(5, seed=10)))
+        settings = Settings(split_type="Line").resolved(ContainerParameters())
+        plans = [plan_file(item, settings) for item in discover_inputs([str(source)], tmp_path / "out")]
+        with pytest.raises(ServerFailure, match=f"^rlframe-serve {model} exited with status -9: "):
+            BatchTransform(client, settings, alive=server.check_alive).run(plans)
+    finally:
+        client.close()
+        server.stop()
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 def child_processes(pid: int) -> list[int]:
     """The processes whose parent is ``pid`` (from /proc)."""
     children = []
@@ -413,11 +483,11 @@ def test_a_stopped_transform_stops_its_server_and_writes_no_partial_output(
     # 20,000 single-record requests, one at a time: far longer than the wait below.
     source = write(tmp_path / "states.jsonl", json_lines(random_states(20000, seed=9)))
     process = subprocess.Popen([TRANSFORM, str(exported_model_dirs["dqn"]), str(source), "-o", str(tmp_path / "out"),
-                                "--split-type", "Line", "--strategy", "SingleRecord", "--max-concurrent-transforms", "1"],
+                                "--split-type", "Line", "--strategy", "SingleRecord", "--workers", "1"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
-        assert process.stdout.readline().startswith("rlframe-transform: 1 file -> ")  # the server answers
+        assert " 1 file -> " in process.stdout.readline()  # the server answers
         servers = child_processes(process.pid)
         assert len(servers) == 1
         time.sleep(0.3)
@@ -452,7 +522,7 @@ def test_the_batch_notebook_loop(exported_model_dirs: dict[str, Path], tmp_path:
     model = exported_model_dirs["ddqn_bcq"]
     assert main([str(model), str(batch_input), "-o", str(batch_output), "--content-type", "application/jsonlines",
                  "--accept", "application/jsonlines", "--split-type", "Line", "--strategy", "SingleRecord",
-                 "--assemble-with", "Line", "--join-source", "Input"]) == 0
+                 "--assemble-with", "Line", "--join-source", "Input", "--workers", "1"]) == 0
     output = batch_output / f"{file_name}.out"
     states = np.array([json.loads(line) for line in (batch_input / file_name).read_text().splitlines()])
     expected = policy_probabilities(model, states)
