@@ -259,9 +259,12 @@ def test_a_job_that_cannot_start_says_why_in_one_line(tmp_path, hyperparameters,
     assert "never run" not in result.stderr and "Traceback" not in result.stderr
 
 
-def test_serve_and_unknown_commands_fail_with_one_line(tmp_path):
-    serve = subprocess.run(ENTRYPOINT + ["serve"], capture_output=True, text=True, timeout=60)
-    assert serve.returncode == 2 and serve.stderr.startswith("error: this image cannot serve models yet")
+def test_serve_without_a_model_and_unknown_commands_fail_with_one_line(tmp_path):
+    # Serving a real model is tested with the server (tests/integrations/serving/test_server.py).
+    serve = subprocess.run(ENTRYPOINT + ["serve"], env={**os.environ, "SAGEMAKER_BASE_DIR": str(tmp_path)},
+                           capture_output=True, text=True, timeout=60)
+    assert serve.returncode == 2
+    assert serve.stderr == f"error: Model directory {tmp_path / 'model'} does not exist: give the folder rlframe-export wrote (with model.onnx and rlframe-model.json).\n"
     other = subprocess.run(ENTRYPOINT + ["fit"], capture_output=True, text=True, timeout=60)
     assert other.returncode == 2 and other.stderr.strip().startswith("usage: rlframe-sagemaker [train | serve]")
 

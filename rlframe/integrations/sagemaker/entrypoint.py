@@ -22,8 +22,13 @@ and writes a final checkpoint; a child still running ``RLFRAME_STOP_GRACE_SECOND
 first signal is killed, inside SageMaker's 120 s grace. The child has its own process group, so a Ctrl-C at a
 terminal reaches it once (through this process), and dies with this process (as a container's processes do).
 
+``serve`` runs ``rlframe-serve`` on the model SageMaker extracted into ``/opt/ml/model`` (under
+``SAGEMAKER_BASE_DIR`` when set), on every interface, port ``SAGEMAKER_BIND_TO_PORT`` or 8080, with
+``SAGEMAKER_MODEL_SERVER_WORKERS`` workers (default one per CPU), and a handler module from ``/opt/ml/model/code``
+when there is one (contracts §2; :mod:`rlframe.integrations.serving.server`).
+
 Nothing depends on being called with ``train``: with no argument it trains too (a ``ContainerEntrypoint``
-override without arguments). ``serve`` fails with a clear message until the serving issue lands.
+override without arguments).
 """
 from __future__ import annotations
 
@@ -90,11 +95,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args in ([], ["train"]):
         return train(SageMakerPaths.from_env())
     if args == ["serve"]:
-        print("error: this image cannot serve models yet: serving arrives with rlframe's export/serving issue. "
-              "Deploy the trained model with another serving image for now.", file=sys.stderr)
-        return 2
+        return serve(SageMakerPaths.from_env())
     print(USAGE, file=sys.stderr)
     return 2
+
+
+def serve(paths: SageMakerPaths) -> int:
+    """Serve ``paths.model`` as SageMaker's hosting contract asks (port and workers from the SAGEMAKER_* variables,
+    which ``rlframe-serve`` reads); returns the exit status."""
+    from rlframe.integrations.serving.server import main as serve_main  # the serve extra: imported only to serve
+
+    return serve_main([str(paths.model), "--host", "0.0.0.0"])
 
 
 def train(paths: SageMakerPaths) -> int:

@@ -1,0 +1,452 @@
+"""Request bodies in, response bodies out: the four content types of ``/invocations``.
+
+Observations come in as
+
+- ``application/json``: one observation (a nested list of the observation's shape, e.g. ``[0.1, 0.2, 0.3, 0.4]``),
+  a list of them, or TF Serving's ``{"instances": [...]}`` (optionally with ``"action": "greedy" | "sample"``);
+- ``application/jsonlines``: one observation per line;
+- ``text/csv``: one observation per row, its values flattened (no header);
+- ``application/x-npy``: one array of shape ``observation_shape`` or ``(batch, *observation_shape)``, read
+  with pickles refused.
+
+Every decoder returns float32 observations ``(batch, *observation_shape)``, all finite, or raises
+:class:`RequestError` with the HTTP status and one line that says what is wrong and where (the line, row or
+observation) and what shape was expected. Large JSON Lines and CSV bodies of flat observations take a fast path
+(pandas' C parser: ``json.loads`` reads about 25 MB/s here, too slow for a batch transform); it reads numbers as CSV
+does, so it also accepts a few spellings strict JSON refuses (``.5``, ``1.``, ``+1``, ``01``), and anything else it
+cannot read goes to the exact path, which names the bad line.
+
+Responses are written by :class:`PredictionEncoder` with every number as ``'%.9g'`` (enough digits to give back
+each float32 exactly), by bulk ``%``-formatting of whole batches rather than one ``json.dumps`` per observation.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from rlframe.integrations.serving.model import ModelMetadata, Prediction
+
+JSON = "application/json"
+JSONLINES = "application/jsonlines"
+CSV = "text/csv"
+NPY = "application/x-npy"
+#: what the built-in handler reads and writes, in the order ``*/*``-like Accept ranges try them
+CONTENT_TYPES = (JSON, JSONLINES, CSV, NPY)
+#: bodies of these types reach a user's ``input_fn``/``transform_fn`` as ``str``, as in SageMaker's toolkit
+TEXT_TYPES = (JSON, CSV)
+#: below this many bytes the Python readers are faster than starting pandas' parser
+_FAST_PATH_BYTES = 32 * 1024
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+class RequestError(Exception):
+    """A request the server answers with ``status`` (4xx) and ``message`` (one line, no traceback)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def media_type(header: str | None) -> str:
+    """``application/json`` from ``Application/JSON; charset=utf-8``; '' when there is no header."""
+    return (header or "").partition(";")[0].strip().lower()
+
+
+def choose_accept(header: str | None, default: str, supported: Sequence[str] = CONTENT_TYPES) -> str:
+    """The response type for an ``Accept`` header: its ranges by quality (then in order), the first one
+    ``supported`` matches; no header, or ``*/*``, gives ``default``. Raises :class:`RequestError` 406."""
+    if not header or not header.strip():
+        return default
+    ranges = []
+    for position, part in enumerate(header.split(",")):
+        name, *parameters = part.split(";")
+        quality = 1.0
+        for parameter in parameters:
+            key, _, value = parameter.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0  # an unreadable quality: the range is not offered
+        name = name.strip().lower()
+        if name and quality > 0:
+            ranges.append((-quality, position, name))
+    for _, _, name in sorted(ranges):
+        if name == "*/*":
+            return default
+        if name in supported:
+            return name
+        if name.endswith("/*"):
+            family = [t for t in (default, *supported) if t.startswith(name[:-1])]
+            if family:
+                return family[0]
+    raise RequestError(406, f"Accept {header!r} names no type this server writes: accept one of {', '.join(supported)}.")
+
+
+def custom_attributes(header: str | None) -> dict[str, str]:
+    """``X-Amzn-SageMaker-Custom-Attributes`` as key -> value: ``key=value`` pairs separated by commas or semicolons
+    (keys lower-cased; pairs without ``=`` are ignored, since the header is the caller's to use freely)."""
+    pairs = {}
+    for part in (header or "").replace(";", ",").split(","):
+        key, equals, value = part.partition("=")
+        if equals and key.strip():
+            pairs[key.strip().lower()] = value.strip()
+    return pairs
+
+
+# ---- decoding --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Observations:
+    """A decoded request: ``values`` float32 (batch, *shape), all finite; ``action`` the body's ``"action"`` key
+    (``"greedy"``/``"sample"``) when a JSON object gave one."""
+
+    values: np.ndarray
+    action: str | None = None
+
+
+def decode(body: bytes | str, content_type: str, shape: tuple[int, ...] | None) -> Observations:
+    """Read the observations of a request body of ``content_type`` (a media type, see :func:`media_type`).
+
+    :param shape: the observation shape; None accepts any numeric array (a user's model), batch dimension first.
+    :raises RequestError: 415 for a type not in :data:`CONTENT_TYPES`, 400 for a body that is not what it should be.
+    """
+    data = body.encode("utf-8") if isinstance(body, str) else body
+    if content_type == JSON:
+        return _decode_json(data, shape)
+    if content_type == JSONLINES:
+        return Observations(_decode_jsonlines(data, shape))
+    if content_type == CSV:
+        return Observations(_decode_csv(data, shape))
+    if content_type == NPY:
+        return Observations(_decode_npy(data, shape))
+    raise RequestError(415, f"Content-Type {content_type or '(none)'!r} is not one this server reads: send one of "
+                            f"{', '.join(CONTENT_TYPES)}.")
+
+
+def _describe_shape(shape: tuple[int, ...]) -> str:
+    return str(tuple(shape))
+
+
+def _numbers(data: object, where: str) -> np.ndarray:
+    """Nested lists of JSON numbers as float32 (beyond float32's range they become infinite, for :func:`_finite` to
+    refuse); anything else (text, booleans, nulls, uneven lists) is a 400 saying what it holds."""
+    try:
+        values = np.array(data, dtype=np.float32)
+    except (ValueError, TypeError, OverflowError):
+        values = None  # uneven lists, text that is not a number, integers beyond any float: said below
+    if values is not None:
+        # The conversion also takes "1.5" and true: what JSON gave must be numbers.
+        kind = np.asarray(data).dtype.kind
+        if kind in "iuf":
+            return values
+    else:
+        with warnings.catch_warnings():  # numpy 1.23 warns before making an object array of uneven lists
+            warnings.simplefilter("ignore", np.VisibleDeprecationWarning)
+            kind = np.asarray(data).dtype.kind
+    if kind == "b":
+        raise RequestError(400, f"{where} holds true/false: observation values must be numbers.")
+    if kind in "US":
+        raise RequestError(400, f"{where} holds text: observation values must be numbers, not strings.")
+    raise RequestError(400, f"{where} is not a list of equally long lists of numbers (it holds lists of different "
+                            "lengths, nulls, objects, or integers too large for a float).")
+
+
+def _finite(values: np.ndarray, where: str) -> np.ndarray:
+    """``values`` as float32; a NaN or an infinity (also a number beyond float32's range, which becomes one) is a 400
+    naming the first observation that holds one."""
+    values = values.astype(np.float32, copy=False)
+    if not _all_finite([values]):
+        rows = np.isfinite(values.reshape(len(values), -1)).all(axis=1) if values.ndim > 1 else [False]
+        which = f"{where}: observation {int(np.argmin(rows))}" if len(values) > 1 else where
+        raise RequestError(400, f"{which} holds NaN, an infinity or a number beyond float32's range (3.4e38); "
+                                "observations must be finite numbers.")
+    return values
+
+
+def _all_finite(arrays: Sequence[np.ndarray]) -> bool:
+    if sum(a.size for a in arrays) <= 64:  # for a few numbers a Python loop costs less than numpy's reductions
+        return all(math.isfinite(v) for a in arrays for v in a.ravel().tolist())
+    return all(bool(np.isfinite(a).all()) for a in arrays)
+
+
+def _batch(array: np.ndarray, shape: tuple[int, ...] | None, where: str) -> np.ndarray:
+    """One observation of ``shape`` becomes a batch of one; a batch must have observations of ``shape``."""
+    if shape is None:
+        return array
+    if array.shape == shape:
+        return array[None]
+    if array.shape[1:] == shape:
+        return array
+    if array.ndim == len(shape):
+        got = _describe_shape(array.shape)
+    elif array.ndim == len(shape) + 1:
+        got = f"{array.shape[0]} of shape {_describe_shape(array.shape[1:])}"
+    else:
+        got = f"an array of shape {_describe_shape(array.shape)}"
+    raise RequestError(400, f"{where}: expected observations of shape {_describe_shape(shape)} (one, or a list of "
+                            f"them), got {got}.")
+
+
+def _decode_json(data: bytes, shape: tuple[int, ...] | None) -> Observations:
+    try:
+        document = json.loads(data)
+    except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
+        raise RequestError(400, f"The body is not JSON ({exc}).") from None
+    action = None
+    where = "The JSON body"
+    if isinstance(document, dict):
+        unknown = sorted(set(document) - {"instances", "action"})
+        if "instances" not in document or unknown:
+            raise RequestError(400, 'A JSON object body needs "instances" (a list of observations) and may hold '
+                                    f'"action" ("greedy" or "sample"); it has keys {sorted(document)}.')
+        action = document.get("action")
+        if action is not None:
+            action = action_option(action, 'The body\'s "action"')
+        document = document["instances"]
+        where = 'The body\'s "instances"'
+    values = _batch(_numbers(document, where), shape, where)
+    return Observations(_finite(values, where), action)
+
+
+def action_option(value: object, where: str) -> str:
+    """``"greedy"`` or ``"sample"`` (any case) from a request; anything else is a 400 naming ``where``."""
+    option = value.strip().lower() if isinstance(value, str) else None
+    if option not in ("greedy", "sample"):
+        raise RequestError(400, f"{where} is {value!r}: use greedy (the most likely action; the mean for continuous "
+                                "actions) or sample (a draw from the policy's distribution).")
+    return option
+
+
+def _lines(data: bytes, kind: str) -> list[bytes]:
+    """The body's lines without the final newline; an empty body or an empty line in the middle is a 400."""
+    text = data.rstrip()
+    if not text:
+        raise RequestError(400, f"The body is empty: send one observation per {kind}.")
+    lines = text.split(b"\n")
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            raise RequestError(400, f"{kind.capitalize()} {number} is empty: send one observation per {kind}.")
+    return lines
+
+
+def _decode_jsonlines(data: bytes, shape: tuple[int, ...] | None) -> np.ndarray:
+    lines = _lines(data, "line")
+    if shape is not None and len(shape) == 1 and len(data) >= _FAST_PATH_BYTES:
+        values = _read_flat_json_lines(data.rstrip(), len(lines), shape[0])
+        if values is not None:
+            return values
+    try:
+        # One parse of all lines as a JSON array; the line-by-line reading below only runs to name a bad line.
+        document = json.loads(b"[" + b",".join(lines) + b"]")
+    except ValueError:
+        document = None
+    if isinstance(document, list) and len(document) == len(lines):
+        try:
+            values = _numbers(document, "The body")
+            if shape is None or values.shape[1:] == shape:
+                return _finite(values, "The body")
+        except RequestError:
+            pass
+    for number, line in enumerate(lines, 1):
+        where = f"Line {number}"
+        try:
+            value = json.loads(line)
+        except ValueError as exc:
+            raise RequestError(400, f"{where} is not JSON ({exc}).") from None
+        if not isinstance(value, list):
+            raise RequestError(400, f"{where} holds {_JSON_KINDS.get(type(value), 'a value')}, not an observation (a list"
+                                    f"{'' if shape is None else ' of shape ' + _describe_shape(shape)}).")
+        array = _numbers(value, where)
+        if shape is not None and array.shape != shape:
+            raise RequestError(400, f"{where}: expected an observation of shape {_describe_shape(shape)}, got "
+                                    f"{_describe_shape(array.shape)}.")
+        _finite(array[None], where)
+    # Every line is an observation of the right shape on its own: the lines disagree with each other.
+    raise RequestError(400, "The lines hold observations of different shapes: every line must be one observation "
+                            "of the same shape.")
+
+
+_JSON_KINDS = {dict: "an object", str: "a string", int: "a number", float: "a number", bool: "true/false",
+               type(None): "null"}
+
+
+def _read_csv_fast(text: bytes, width: int) -> np.ndarray | None:
+    """Rows of ``width`` comma-separated numbers through pandas' C parser; None when the text is anything else
+    (the caller then reads it exactly, to name what is wrong)."""
+    import pandas  # a core dependency; imported here so the server's workers start without it until needed
+
+    try:
+        frame = pandas.read_csv(io.BytesIO(text), header=None, dtype=np.float32, quoting=csv.QUOTE_NONE,
+                                skip_blank_lines=False, na_filter=False, engine="c")
+    except (ValueError, pandas.errors.ParserError, pandas.errors.EmptyDataError):
+        return None
+    values = frame.to_numpy(dtype=np.float32)
+    if values.shape[1] != width or not np.isfinite(values).all():
+        return None
+    return values
+
+
+def _read_flat_json_lines(text: bytes, count: int, width: int) -> np.ndarray | None:
+    """``count`` lines that are each ``[n, n, ...]`` read as CSV once their brackets are gone; None when the lines
+    have another form (a nested list, an object, a line without its brackets)."""
+    # Each line starts with "[" and ends with "]", and holds no other bracket: the counts say so without a scan.
+    if not (text.startswith(b"[") and text.endswith(b"]") and text.count(b"[") == count
+            and text.count(b"]") == count and text.count(b"]\n[") == count - 1):
+        return None
+    values = _read_csv_fast(text.translate(None, b"[]"), width)
+    return values if values is not None and len(values) == count else None
+
+
+def _decode_csv(data: bytes, shape: tuple[int, ...] | None) -> np.ndarray:
+    rows = _lines(data, "row")
+    if shape is None:
+        width = len(rows[0].split(b","))
+        shape = (width,)
+    width = math.prod(shape)
+    if len(data) >= _FAST_PATH_BYTES:
+        values = _read_csv_fast(data.rstrip(), width)
+        if values is not None and len(values) == len(rows):
+            return values.reshape((len(rows), *shape))
+    table = []
+    for number, row in enumerate(rows, 1):
+        fields = row.split(b",")
+        if len(fields) != width:
+            raise RequestError(400, f"Row {number} has {len(fields)} values, expected {width} (one observation of "
+                                    f"shape {_describe_shape(shape)} per row, no header).")
+        try:
+            table.append([float(field) for field in fields])
+        except ValueError:
+            bad = next(f for f in fields if not _is_number(f))
+            raise RequestError(400, f"Row {number}: {bad.strip().decode('utf-8', 'replace')[:40]!r} is not a number "
+                                    "(rows hold numbers only, no header).") from None
+    return _finite(np.asarray(table, dtype=np.float32).reshape((len(rows), *shape)), "The CSV body")
+
+
+def _is_number(field: bytes) -> bool:
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return True
+
+
+def _decode_npy(data: bytes, shape: tuple[int, ...] | None) -> np.ndarray:
+    if not data.startswith(_NPY_MAGIC):
+        raise RequestError(400, "The body is not a .npy array (it does not start with numpy's magic \\x93NUMPY): "
+                                "send the bytes np.save writes.")
+    try:
+        array = np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise RequestError(400, "The .npy body holds an object array, which would need unpickling, and pickles "
+                                    "are refused: send a numeric array (float32).") from None
+        raise RequestError(400, f"The .npy body cannot be read ({exc}).") from None
+    except Exception as exc:  # any other failure to parse untrusted bytes is the body's fault
+        raise RequestError(400, f"The .npy body cannot be read ({type(exc).__name__}: {exc}).") from None
+    where = "The .npy body"
+    if array.dtype.kind not in "iuf":
+        raise RequestError(400, f"{where} has dtype {array.dtype}: send numbers (float32).")
+    return _finite(_batch(array, shape, where), where)
+
+
+# ---- encoding --------------------------------------------------------------------------------------------------
+#: how JSON writes numbers that are not finite (as Python's json module does; other readers may refuse them)
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def _row_template(width: int | None, integer: bool = False) -> str:
+    """The %-template of one observation's entry: a number (``width`` None) or a list of ``width`` numbers."""
+    number = "%d" if integer else "%.9g"
+    return number if width is None else "[" + ", ".join([number] * width) + "]"
+
+
+def _fill(template: str, arrays: Sequence[np.ndarray]) -> str:
+    """``template`` %-formatted with the arrays' values, each flattened, in turn; NaN and infinities as JSON's
+    NaN/Infinity/-Infinity."""
+    values: list[float] = []
+    for array in arrays:
+        values += array.ravel().tolist()
+    if _all_finite(arrays):
+        return template % tuple(values)
+    # Rare: format each number by itself, then put the texts in.
+    texts = tuple(_NON_FINITE.get(text, text) for text in ("%.9g" % v for v in values))
+    return template.replace("%.9g", "%s").replace("%d", "%s") % texts
+
+
+def _by_observation(parts: Sequence[np.ndarray], batch: int) -> Sequence[np.ndarray]:
+    """The parts' values in observation order (all of observation 0, then 1, ...), as arrays to flatten in turn."""
+    if batch == 1:
+        return parts
+    return [np.concatenate([part.reshape(batch, -1) for part in parts], axis=1)]
+
+
+class PredictionEncoder:
+    """Writes a :class:`~rlframe.integrations.serving.model.Prediction` of one model as a response body.
+
+    - JSON: ``{"predictions": [dist_0, ...], "actions": [a_0, ...], "outputs": {"<name>": [row_0, ...], ...}}``,
+      the distribution being the action probabilities (the mean for continuous actions);
+    - JSON Lines: that object for each observation alone, one per line;
+    - CSV: one row per observation, the distribution's values then the action's;
+    - NPY: the distributions, float32 (batch, A), or (batch, K) means.
+    """
+
+    def __init__(self, metadata: "ModelMetadata") -> None:
+        discrete = metadata.discrete
+        width = metadata.action_width
+        # Each part's entry for one observation (the distribution, the action, each output), as a %-template
+        self._rows = [_row_template(width), _row_template(None if discrete else width, integer=discrete)]
+        self._rows += [_row_template(output.width) for output in metadata.outputs]
+        # The object around the fields: '{"predictions": [', '], "actions": [', '], "outputs": {"q_values": [', ']}}'
+        names = [json.dumps(output.name).replace("%", "%%") for output in metadata.outputs]
+        self._pieces = ['{"predictions": [', '], "actions": [', '], "outputs": {' + names[0] + ": ["]
+        self._pieces += ["], " + name + ": [" for name in names[1:]] + ["]}}"]
+        self._line = self._json_template(1) + "\n"
+        actions = [_row_template(None, discrete)] * (1 if discrete else width)
+        self._csv_row = ",".join([_row_template(None)] * width + actions) + "\n"
+
+    def encode(self, prediction: "Prediction", accept: str) -> bytes:
+        """The body for media type ``accept`` (one of :data:`CONTENT_TYPES`)."""
+        parts = prediction.parts()
+        batch = len(parts[0])
+        if accept == JSON:
+            return _fill(self._json_template(batch), parts).encode()
+        if accept == JSONLINES:
+            return _fill(self._line * batch, _by_observation(parts, batch)).encode()
+        if accept == CSV:
+            return _fill(self._csv_row * batch, _by_observation(parts[:2], batch)).encode()
+        if accept == NPY:
+            out = io.BytesIO()
+            np.save(out, np.asarray(prediction.distribution, dtype=np.float32), allow_pickle=False)
+            return out.getvalue()
+        raise ValueError(f"cannot write {accept!r}")  # choose_accept only gives CONTENT_TYPES
+
+    def _json_template(self, batch: int) -> str:
+        """The JSON object for ``batch`` observations: each field's rows joined, part after part."""
+        return "".join(piece + ", ".join([row] * batch) for piece, row in zip(self._pieces, self._rows)) + self._pieces[-1]
+
+
+def encode_array(value: object, accept: str) -> bytes:
+    """Any numeric result (an array, nested lists, a number) as a body of ``accept``: JSON as a list, JSON Lines one
+    line per first-axis entry, CSV one row per entry, NPY the array; for a user's model and predict_fn."""
+    if accept == JSON:
+        return json.dumps(np.asarray(value).tolist() if isinstance(value, np.ndarray) else value).encode()
+    array = np.asarray(value)
+    if accept == NPY:
+        out = io.BytesIO()
+        np.save(out, array, allow_pickle=False)
+        return out.getvalue()
+    rows = array.reshape(len(array), -1) if array.ndim else array.reshape(1, 1)
+    if accept == JSONLINES:
+        return "".join(json.dumps(row) + "\n" for row in (array.tolist() if array.ndim else [array.item()])).encode()
+    if accept == CSV:
+        return "".join(",".join(repr(v) for v in row) + "\n" for row in rows.tolist()).encode()
+    raise RequestError(406, f"Accept {accept!r} names no type this server writes: accept one of {', '.join(CONTENT_TYPES)}.")
