@@ -35,8 +35,13 @@ paths (as an ``S3Prefix`` does). Without ``--content-type`` each file's type fol
 ``.json``/``.jsonl``/``.jsonlines``, ``.npy``); without ``--accept`` the answer is asked in the input's type (SageMaker
 would send no Accept, and the server would answer JSON, which has no line per record).
 
-The transform reads files as bytes, cuts requests at newlines by byte count and joins on bytes: nothing is
-parsed on this side unless a joined input line is itself a JSON object that already has ``SageMakerOutput``.
+Speed: this side must leave the CPU to the server (two cores). Files are read as bytes, requests cut at
+newlines by byte count (numpy finds the newlines) and joins made on bytes: nothing is parsed here unless a joined
+input line is itself a JSON object that already has ``SageMakerOutput``. Requests go over keep-alive HTTP/1.1
+connections of a small client of its own (one ``send`` per request, ~40 us of CPU against ~200 us for
+``http.client``), one per thread, ``MaxConcurrentTransforms`` threads; single records are handed to the threads 64
+at a time. Answers are written in request order as they come, so memory holds about two requests per thread.
+
 :class:`BatchTransform` is the same transform against a server that is already running.
 """
 from __future__ import annotations
@@ -122,7 +127,8 @@ class ServerFailure(RlframeError):
 
 
 class FileFailed(Exception):
-    """One input file cannot be transformed; the message names the file's record and the cause."""
+    """One input file cannot be transformed. Raised with what follows the file's name in its line (`` line 7: the
+    server answered 400: ...``), and again with the name in front once it is known."""
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -528,6 +534,8 @@ def read_answer(reader: BinaryIO) -> tuple[int, bytes, bool]:
             name, _, value = header.partition(b":")
             name = name.strip().lower()
             if name == b"content-length":
+                if not value.strip().isdigit():
+                    raise ConnectionLost(f"the server answered the header {header[:80]!r}")
                 length = int(value)
             elif name == b"transfer-encoding":
                 chunked = b"chunked" in value.lower()
