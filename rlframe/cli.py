@@ -20,7 +20,7 @@ from rlframe.parameters import TaskParameters
 from rlframe.stopping import RunStopped, StoppedAtOnce
 
 if TYPE_CHECKING:
-    from rlframe.overrides import Hyperparameters
+    from rlframe.graph_managers.graph_manager import GraphManager
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -166,12 +166,7 @@ def prepare(argv: Sequence[str] | None = None) -> tuple[Any, TaskParameters, arg
     return graph_manager, task, args
 
 
-def save_model_requested(hyperparameters: Hyperparameters) -> bool:
-    """Whether the run's hyperparameters ask for the trained model (``save_model=1``)."""
-    return hyperparameters.recorded.get("save_model") == 1
-
-
-def _save_model(graph_manager: Any) -> None:
+def _save_model(graph_manager: GraphManager) -> None:
     """Export the trained agent into ``<experiment path>/model`` (replacing an earlier run's model there)."""
     from rlframe.export import export_model
 
@@ -198,7 +193,7 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
 
 def _train(argv: Sequence[str] | None) -> int:
     graph_manager, task, args = prepare(argv)
-    save_model = save_model_requested(graph_manager.hyperparameters) and task.evaluate_only is None
+    save_model = graph_manager.hyperparameters.save_model and task.evaluate_only is None
     previous = os.environ.get("RLFRAME_PROGRESS")
     if args.progress != "auto":
         os.environ["RLFRAME_PROGRESS"] = args.progress

@@ -414,6 +414,11 @@ class Hyperparameters:
     applied: dict[str, Any] = field(default_factory=dict)
     recorded: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def save_model(self) -> bool:
+        """``save_model=1``: export the trained policy after the run."""
+        return self.recorded.get("save_model") == 1
+
 
 def _typed_path(text: str, name: str) -> tuple[list[str], str | None]:
     """``a.b.c:Unit`` -> (['a', 'b', 'c'], 'Unit'), checked; ``name`` is what the user wrote, for messages."""

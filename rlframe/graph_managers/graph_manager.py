@@ -242,6 +242,8 @@ class GraphManager(Parameters):
         self._folder = ExperimentFolder(path, resumes_here, bool(task.start_over)).open()
 
     def _setup_outputs(self, task: TaskParameters, signal_columns: list[str], index: str) -> None:
+        if task.evaluate_only is None and (task.export_onnx_graph or self._hyperparameters.save_model):
+            self._agent.policy_graph()  # a policy that cannot be exported fails now, not once training is over
         self._task = task
         self._experiment_path = self._folder.path
         self._screen = Screen(os.path.join(self._experiment_path, "log.txt"))

@@ -92,3 +92,25 @@ def test_a_projects_sagemaker_rl_copy_moves_and_fixes_the_newest_checkpoint_grap
     fixed, exported = (ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]).run(None, {"observation": obs})
                        for path in (tree / "model" / "model.onnx", again / "model.onnx"))
     assert len(fixed) == 1 and np.abs(fixed[0] - exported[0]).max() <= 1e-6  # DQN: the Q-values, unchanged by the fix
+
+
+def test_a_policy_that_cannot_be_exported_fails_before_training(write_preset, tmp_path, capsys):
+    preset = write_preset("unit_filter", extra="""
+        from rlframe.filters.filter import InputFilter, ObservationFilter
+
+        class ClipToUnit(ObservationFilter):
+            def filter(self, observation, update):
+                return observation.clip(-1, 1)
+
+        agent_params.pre_network_filter = InputFilter()
+        agent_params.pre_network_filter.add_observation_filter('observation', 'unit', ClipToUnit())
+        """)
+    for flag in (["--save_model", "1"], ["-onnx"]):
+        experiment = tmp_path / flag[0].strip("-")
+        assert train_main(["-p", str(preset), "-ep", str(experiment), "--progress", "lines", *flag]) == 2
+        captured = capsys.readouterr()
+        assert captured.err.strip() == (
+            "error: agent_params.pre_network_filter has observation filter 'unit' of type ClipToUnit, which cannot be "
+            "exported (rlframe exports ObservationNormalizationFilter only): remove it from the preset, or apply it to "
+            "observations before they reach the exported model.")
+        assert "Heatup>" not in captured.out and not (experiment / "checkpoint").exists()
