@@ -1141,7 +1141,13 @@ def _transform(argv: Sequence[str] | None) -> int:
             server.start()
             server.wait_ready(client, stop)
             ready = time.monotonic()
-            settings = settings.resolved(parse_execution_parameters(*client.request("GET", "/execution-parameters")))
+            try:
+                answer = client.request("GET", "/execution-parameters")
+            except OSError as exc:
+                server.check_alive()
+                raise ServerFailure(f"rlframe-serve {args.model_dir} did not answer GET /execution-parameters: "
+                                    f"{exc}") from exc
+            settings = settings.resolved(parse_execution_parameters(*answer))
             plans = [plan_file(item, settings) for item in files]
             print(f"{PROG}: rlframe-serve ready in {ready - started:.2f} s; {len(files)} file{'s' * (len(files) != 1)} "
                   f"-> {out} ({settings.describe()})", flush=True)
