@@ -11,18 +11,27 @@ the DQN family, the ``pre_network_filter`` for Clipped PPO). The networks differ
 embedder's input offset, rescaling and clipping, so an export that drops one of them is caught. Evaluation epsilon
 is 0, so ``act(raw_obs, RunPhase.TEST)`` is the greedy action.
 
+Runners of the exported forms, each ``(model, observations (B, *shape) float32) -> outputs in model order``:
+:func:`onnxruntime_outputs`, :func:`mxnet_import_outputs` (the SageMaker notebooks' deploy script's way) and
+:func:`symbol_outputs` (rlframe's own model).
+
 Session fixtures: ``trained_runs`` (name -> :class:`TrainedRun`, with the agent as it ended training, which equals
 its final checkpoint) and ``exported_model_dirs`` (name -> model directory), for the four kinds and
 ``"dqn_normalised"``, ``"ppo_continuous_normalised"``. Together they take about 3 s.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import mxnet as mx
+import numpy as np
+import onnxruntime as ort
 import pytest
 
 from rlframe.export import export_checkpoint
+from rlframe.export.graph import INPUT_NAME
 from rlframe.graph_managers.graph_manager import GraphManager
 from rlframe.parameters import TaskParameters
 from rlframe.presets import load_preset
@@ -165,3 +174,40 @@ def trained_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, TrainedR
 def exported_model_dirs(trained_runs: dict[str, TrainedRun]) -> dict[str, Path]:
     """name -> model directory (``model.onnx``, ``rlframe-model.json``, ``policy-symbol.json``, ``policy-0000.params``)."""
     return {name: run.model_dir for name, run in trained_runs.items()}
+
+
+def onnxruntime_outputs(path: Path, obs: np.ndarray) -> list[np.ndarray]:
+    """The outputs of the ONNX file ``path`` under onnxruntime."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # initializers listed as inputs (for MXNet's importer) are warned about
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return session.run(None, {INPUT_NAME: obs})
+
+
+def mxnet_import_outputs(path: Path, obs: np.ndarray) -> list[np.ndarray]:
+    """As the notebooks' deploy-mxnet-coach.py's model_fn: import the ONNX file, take the input names from its
+    metadata, build a SymbolBlock and load every parameter it has; then call it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        symbol, arg_params, aux_params = mx.contrib.onnx.import_model(str(path))
+        names = [name for name, *_ in mx.contrib.onnx.get_model_metadata(str(path))["input_tensor_data"]]
+        net = mx.gluon.nn.SymbolBlock(outputs=symbol, inputs=[mx.sym.var(n) for n in names])
+    params = net.collect_params()
+    for name in params:
+        if name in arg_params:
+            params[name]._load_init(arg_params[name], ctx=mx.cpu())
+        elif name in aux_params:
+            params[name]._load_init(aux_params[name], ctx=mx.cpu())
+    net.hybridize()
+    outputs = net(mx.nd.array(obs))
+    return [o.asnumpy() for o in (outputs if isinstance(outputs, list) else [outputs])]
+
+
+def symbol_outputs(model_dir: Path, obs: np.ndarray) -> list[np.ndarray]:
+    """The outputs of rlframe's own model in ``model_dir`` (``SymbolBlock.imports``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net = mx.gluon.nn.SymbolBlock.imports(str(model_dir / "policy-symbol.json"), [INPUT_NAME],
+                                              str(model_dir / "policy-0000.params"))
+    outputs = net(mx.nd.array(obs))
+    return [o.asnumpy() for o in (outputs if isinstance(outputs, list) else [outputs])]

@@ -11,17 +11,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-import mxnet as mx
 import numpy as np
-import onnxruntime as ort
 import pytest
 
+from exported_models import mxnet_import_outputs, onnxruntime_outputs, symbol_outputs
 from rlframe.core_types import RunPhase
-from rlframe.export.graph import INPUT_NAME
 from rlframe.outputs.checkpoints import STATE_FILE
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sagemaker"
@@ -37,41 +34,6 @@ def load_onnx_utils() -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def onnxruntime_outputs(path: Path, obs: np.ndarray) -> list[np.ndarray]:
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # initializers listed as inputs (for MXNet's importer) are warned about
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return session.run(None, {INPUT_NAME: obs})
-
-
-def mxnet_import_outputs(path: Path, obs: np.ndarray) -> list[np.ndarray]:
-    """As the notebooks' deploy-mxnet-coach.py's model_fn: import the ONNX file, take the input names from its
-    metadata, build a SymbolBlock and load every parameter it has; then call it."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        symbol, arg_params, aux_params = mx.contrib.onnx.import_model(str(path))
-        names = [name for name, *_ in mx.contrib.onnx.get_model_metadata(str(path))["input_tensor_data"]]
-        net = mx.gluon.nn.SymbolBlock(outputs=symbol, inputs=[mx.sym.var(n) for n in names])
-    params = net.collect_params()
-    for name in params:
-        if name in arg_params:
-            params[name]._load_init(arg_params[name], ctx=mx.cpu())
-        elif name in aux_params:
-            params[name]._load_init(aux_params[name], ctx=mx.cpu())
-    net.hybridize()
-    outputs = net(mx.nd.array(obs))
-    return [o.asnumpy() for o in (outputs if isinstance(outputs, list) else [outputs])]
-
-
-def symbol_outputs(model_dir: Path, obs: np.ndarray) -> list[np.ndarray]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        net = mx.gluon.nn.SymbolBlock.imports(str(model_dir / "policy-symbol.json"), [INPUT_NAME],
-                                              str(model_dir / "policy-0000.params"))
-    outputs = net(mx.nd.array(obs))
-    return [o.asnumpy() for o in (outputs if isinstance(outputs, list) else [outputs])]
 
 
 def fixed_checkpoint_onnx(run: Any, folder: Path) -> Path:
