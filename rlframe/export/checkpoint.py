@@ -8,7 +8,7 @@ from typing import Any
 from rlframe.export.graph import ExportError
 from rlframe.export.model_dir import check_output_folder, export_model
 from rlframe.outputs.checkpoints import STATE_FILE, latest_checkpoint, read_state, verify
-from rlframe.overrides import Hyperparameters, apply_custom_parameters, apply_hyperparameters
+from rlframe.overrides import apply_custom_parameters, apply_hyperparameters
 from rlframe.presets import load_preset
 
 
@@ -47,9 +47,9 @@ def export_checkpoint(checkpoint_dir: str | os.PathLike, folder: str | os.PathLi
         variable = record.get("variable", "graph_manager")
         preset = preset_file if variable == "graph_manager" else f"{preset_file}:{variable}"
     graph_manager = load_preset(preset)
-    applied = apply_hyperparameters(graph_manager, {**record.get("hyperparameters", {}), **(hyperparameters or {})},
-                                     graph_manager.origin.shortcuts, graph_manager.origin.name)
-    graph_manager.record_hyperparameters(Hyperparameters(applied=applied.applied))
+    graph_manager.record_hyperparameters(apply_hyperparameters(
+        graph_manager, {**record.get("hyperparameters", {}), **(hyperparameters or {})}, graph_manager.origin.shortcuts,
+        graph_manager.origin.name))
     for text in [*record.get("custom_parameters", []), *([custom_parameters] if custom_parameters else [])]:
         apply_custom_parameters(graph_manager, text)
         graph_manager.record_custom_parameters(text)
