@@ -23,6 +23,7 @@ from typing import Any, Iterator
 
 import numpy as np
 import pytest
+from exported_models import onnxruntime_outputs
 
 from rlframe.environments.gym_compat import install_gym_fallback
 from rlframe.integrations.serving.transform import (
@@ -284,11 +285,8 @@ def test_command_line_mistakes_are_one_line_and_exit_2(tmp_path: Path, capsys: p
 
 def policy_probabilities(model_dir: Path, states: np.ndarray) -> np.ndarray:
     """softmax(Q / temperature) of a DQN-family model for ``states`` (B, 4), from its model.onnx by onnxruntime."""
-    import onnxruntime
-
     metadata = json.loads((model_dir / "rlframe-model.json").read_text(encoding="utf-8"))
-    session = onnxruntime.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
-    (q_values,) = session.run(None, {"observation": np.asarray(states, dtype=np.float32)})
+    (q_values,) = onnxruntime_outputs(model_dir / "model.onnx", np.asarray(states, dtype=np.float32))
     logits = q_values.astype(np.float64) / metadata["distribution"]["temperature"]
     exp = np.exp(logits - logits.max(axis=1, keepdims=True))
     return exp / exp.sum(axis=1, keepdims=True)
