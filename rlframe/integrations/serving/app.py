@@ -20,7 +20,6 @@ import asyncio
 import json
 import os
 import queue
-import signal
 import sys
 import threading
 import traceback
@@ -31,6 +30,7 @@ from rlframe.errors import RlframeError
 from rlframe.integrations import TRACEBACK_VARIABLE
 from rlframe.integrations.serving.codecs import CONTENT_TYPES, JSON, RequestError
 from rlframe.integrations.serving.handlers import Handler, HandlerSource, Request
+from rlframe.integrations.serving.model import one_line
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -47,17 +47,22 @@ class SettingsError(RlframeError):
     """A SAGEMAKER_* serving variable the server cannot use."""
 
 
-def _integer(environ: Mapping[str, str], name: str, default: int, minimum: int) -> int:
-    text = environ.get(name, "").strip()
-    if not text:
-        return default
+def whole_number(text: str, subject: str, minimum: int, maximum: int | None = None) -> int:
+    """``text`` as an integer from ``minimum`` (to ``maximum``); otherwise :class:`SettingsError` saying that
+    ``subject`` (where the text came from, e.g. ``SAGEMAKER_BIND_TO_PORT='x'``) is not one."""
     try:
         value = int(text)
     except ValueError:
         value = minimum - 1
-    if value < minimum:
-        raise SettingsError(f"{name}={text!r} is not a whole number of at least {minimum}: fix or unset it.")
+    if value < minimum or (maximum is not None and value > maximum):
+        limits = f"from {minimum} to {maximum}" if maximum is not None else f"of at least {minimum}"
+        raise SettingsError(f"{subject} is not a whole number {limits}: fix it.")
     return value
+
+
+def _variable(environ: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    text = environ.get(name, "").strip()
+    return whole_number(text, f"{name}={text!r}", minimum) if text else default
 
 
 @dataclass(frozen=True)
@@ -82,17 +87,17 @@ class ServingSettings:
         (MULTI_RECORD or SINGLE_RECORD; default MULTI_RECORD) and ``SAGEMAKER_MAX_CONCURRENT_TRANSFORMS`` (default:
         the workers, lowered so that it times MaxPayloadInMB stays within SageMaker's 100)."""
         accept = environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "").strip() or JSON
-        payload_mb = _integer(environ, "SAGEMAKER_MAX_PAYLOAD_IN_MB", 6, 0)
+        payload_mb = _variable(environ, "SAGEMAKER_MAX_PAYLOAD_IN_MB", 6, 0)
         batch_text = environ.get("SAGEMAKER_BATCH", "").strip()
         if batch_text.lower() not in ("", "true", "false"):
-            raise SettingsError(f"SAGEMAKER_BATCH={batch_text!r} is not true or false: fix or unset it.")
+            raise SettingsError(f"SAGEMAKER_BATCH={batch_text!r} is not true or false: fix it.")
         strategy_text = environ.get("SAGEMAKER_BATCH_STRATEGY", "").strip()
         strategy = strategy_text.upper().replace("_", "") or "MULTIRECORD"
         if strategy not in ("MULTIRECORD", "SINGLERECORD"):
             raise SettingsError(f"SAGEMAKER_BATCH_STRATEGY={strategy_text!r} is not MULTI_RECORD or SINGLE_RECORD: fix "
-                                "or unset it.")
+                                "it.")
         concurrency = max(1, min(workers, 100 // payload_mb)) if payload_mb else workers
-        concurrency = _integer(environ, "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS", concurrency, 1)
+        concurrency = _variable(environ, "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS", concurrency, 1)
         parameters = {"MaxConcurrentTransforms": concurrency, "BatchStrategy": strategy.replace("RECORD", "_RECORD"),
                       "MaxPayloadInMB": payload_mb}
         return cls(accept, payload_mb * MEGABYTE, json.dumps(parameters).encode(), batch_text.lower() == "true")
@@ -154,24 +159,20 @@ class ServingApp:
 
     :param source: where the handler comes from; a worker process loads it at its lifespan start-up.
     :param handler: the handler already loaded (a single-process server loaded it before binding its port).
-    :param worker: True in a worker process of a multi-process server, whose supervisor turns a terminal's Ctrl-C
-        into a SIGTERM for each worker.
     """
 
-    def __init__(self, settings: ServingSettings, source: HandlerSource, handler: Handler | None = None,
-                 worker: bool = False) -> None:
+    def __init__(self, settings: ServingSettings, source: HandlerSource, handler: Handler | None = None) -> None:
         self.settings = settings
         self.source = source
         self.handler = handler
-        self.worker = worker
         self._inference = _InferenceThread()
 
     def __getstate__(self) -> dict[str, Any]:
         # Sent to spawned workers: the settings and where to load the handler from, not a loaded model.
-        return {"settings": self.settings, "source": self.source, "worker": True}
+        return {"settings": self.settings, "source": self.source}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["settings"], state["source"], worker=state["worker"])  # type: ignore[misc]
+        self.__init__(state["settings"], state["source"])  # type: ignore[misc]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -183,10 +184,6 @@ class ServingApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                if self.worker:
-                    # The whole process group gets a terminal's Ctrl-C; the supervisor stops the workers with
-                    # SIGTERM, and a worker's own SIGINT would end in a KeyboardInterrupt traceback.
-                    signal.signal(signal.SIGINT, signal.SIG_IGN)
                 try:
                     if self.handler is None:
                         self.handler = self.source.load()
@@ -260,7 +257,7 @@ class ServingApp:
         except Exception as exc:  # the model or the user's handler failed: answer 500 and keep serving
             status = getattr(exc, "status_code", None)
             status = status if isinstance(status, int) and 400 <= status <= 599 else 500
-            message = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+            message = one_line(exc)
             print(f"rlframe-serve: POST /invocations answered {status}: {message}", file=sys.stderr, flush=True)
             if os.environ.get(TRACEBACK_VARIABLE) == "1":
                 traceback.print_exc()

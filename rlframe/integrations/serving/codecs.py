@@ -128,8 +128,13 @@ def decode(body: bytes | str, content_type: str, shape: tuple[int, ...] | None) 
         return Observations(_decode_csv(data, shape))
     if content_type == NPY:
         return Observations(_decode_npy(data, shape))
-    raise RequestError(415, f"Content-Type {content_type or '(none)'!r} is not one this server reads: send one of "
-                            f"{', '.join(CONTENT_TYPES)}.")
+    raise unsupported_content_type(content_type)
+
+
+def unsupported_content_type(content_type: str) -> RequestError:
+    """The 415 for a media type the server does not read."""
+    return RequestError(415, f"Content-Type {content_type or '(none)'!r} is not one this server reads: send one of "
+                             f"{', '.join(CONTENT_TYPES)}.")
 
 
 def _describe_shape(shape: tuple[int, ...]) -> str:
@@ -227,15 +232,16 @@ def action_option(value: object, where: str) -> str:
 
 
 def _lines(data: bytes, kind: str) -> list[bytes]:
-    """The body's lines without the final newline; an empty body or an empty line in the middle is a 400."""
+    """The body's lines without the final newline; an empty body or an empty line in the middle is a 400 (a line
+    of spaces is left to the reader, which finds nothing to read in it)."""
     text = data.rstrip()
     if not text:
         raise RequestError(400, f"The body is empty: send one observation per {kind}.")
-    lines = text.split(b"\n")
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            raise RequestError(400, f"{kind.capitalize()} {number} is empty: send one observation per {kind}.")
-    return lines
+    gaps = [at for at in (text.find(b"\n\n"), text.find(b"\n\r\n")) if at >= 0]
+    if gaps:
+        number = text.count(b"\n", 0, min(gaps)) + 2
+        raise RequestError(400, f"{kind.capitalize()} {number} is empty: send one observation per {kind}.")
+    return text.split(b"\n")
 
 
 def _decode_jsonlines(data: bytes, shape: tuple[int, ...] | None) -> np.ndarray:
@@ -360,26 +366,25 @@ def _decode_npy(data: bytes, shape: tuple[int, ...] | None) -> np.ndarray:
 
 # ---- encoding --------------------------------------------------------------------------------------------------
 #: how JSON writes numbers that are not finite (as Python's json module does; other readers may refuse them)
-_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+_NON_FINITE = {b"nan": b"NaN", b"inf": b"Infinity", b"-inf": b"-Infinity"}
 
 
-def _row_template(width: int | None, integer: bool = False) -> str:
+def _row_template(width: int | None, integer: bool = False) -> bytes:
     """The %-template of one observation's entry: a number (``width`` None) or a list of ``width`` numbers."""
-    number = "%d" if integer else "%.9g"
-    return number if width is None else "[" + ", ".join([number] * width) + "]"
+    number = b"%d" if integer else b"%.9g"
+    return number if width is None else b"[" + b", ".join([number] * width) + b"]"
 
 
-def _fill(template: str, arrays: Sequence[np.ndarray]) -> str:
-    """``template`` %-formatted with the arrays' values, each flattened, in turn; NaN and infinities as JSON's
-    NaN/Infinity/-Infinity."""
-    values: list[float] = []
-    for array in arrays:
-        values += array.ravel().tolist()
-    if _all_finite(arrays):
+def _fill(template: bytes, arrays: Sequence[np.ndarray]) -> bytes:
+    """``template`` %-formatted with the arrays' values, each flattened, in turn (bytes formatting: a third faster
+    than formatting text and encoding it); NaN and infinities as JSON's NaN/Infinity/-Infinity."""
+    flat = np.concatenate(arrays, axis=None)
+    values = flat.tolist()
+    if len(values) <= 64 and all(map(math.isfinite, values)) or len(values) > 64 and np.isfinite(flat).all():
         return template % tuple(values)
     # Rare: format each number by itself, then put the texts in.
-    texts = tuple(_NON_FINITE.get(text, text) for text in ("%.9g" % v for v in values))
-    return template.replace("%.9g", "%s").replace("%d", "%s") % texts
+    texts = tuple(_NON_FINITE.get(text, text) for text in (b"%.9g" % v for v in values))
+    return template.replace(b"%.9g", b"%s").replace(b"%d", b"%s") % texts
 
 
 def _by_observation(parts: Sequence[np.ndarray], batch: int) -> Sequence[np.ndarray]:
@@ -405,33 +410,34 @@ class PredictionEncoder:
         # Each part's entry for one observation (the distribution, the action, each output), as a %-template
         self._rows = [_row_template(width), _row_template(None if discrete else width, integer=discrete)]
         self._rows += [_row_template(output.width) for output in metadata.outputs]
-        # The object around the fields: '{"predictions": [', '], "actions": [', '], "outputs": {"q_values": [', ']}}'
-        names = [json.dumps(output.name).replace("%", "%%") for output in metadata.outputs]
-        self._pieces = ['{"predictions": [', '], "actions": [', '], "outputs": {' + names[0] + ": ["]
-        self._pieces += ["], " + name + ": [" for name in names[1:]] + ["]}}"]
-        self._line = self._json_template(1) + "\n"
+        # The object around the parts: '{"predictions": [', '], "actions": [', '], "outputs": {"q_values": [', ']}}'
+        names = [json.dumps(output.name).replace("%", "%%").encode() for output in metadata.outputs]
+        self._pieces = [b'{"predictions": [', b'], "actions": [', b'], "outputs": {' + names[0] + b": ["]
+        self._pieces += [b"], " + name + b": [" for name in names[1:]] + [b"]}}"]
+        self._single = self._json_template(1)
+        self._line = self._single + b"\n"
         actions = [_row_template(None, discrete)] * (1 if discrete else width)
-        self._csv_row = ",".join([_row_template(None)] * width + actions) + "\n"
+        self._csv_row = b",".join([_row_template(None)] * width + actions) + b"\n"
 
     def encode(self, prediction: "Prediction", accept: str) -> bytes:
         """The body for media type ``accept`` (one of :data:`CONTENT_TYPES`)."""
         parts = prediction.parts()
         batch = len(parts[0])
         if accept == JSON:
-            return _fill(self._json_template(batch), parts).encode()
+            return _fill(self._single if batch == 1 else self._json_template(batch), parts)
         if accept == JSONLINES:
-            return _fill(self._line * batch, _by_observation(parts, batch)).encode()
+            return _fill(self._line * batch, _by_observation(parts, batch))
         if accept == CSV:
-            return _fill(self._csv_row * batch, _by_observation(parts[:2], batch)).encode()
+            return _fill(self._csv_row * batch, _by_observation(parts[:2], batch))
         if accept == NPY:
             out = io.BytesIO()
             np.save(out, np.asarray(prediction.distribution, dtype=np.float32), allow_pickle=False)
             return out.getvalue()
         raise ValueError(f"cannot write {accept!r}")  # choose_accept only gives CONTENT_TYPES
 
-    def _json_template(self, batch: int) -> str:
-        """The JSON object for ``batch`` observations: each field's rows joined, part after part."""
-        return "".join(piece + ", ".join([row] * batch) for piece, row in zip(self._pieces, self._rows)) + self._pieces[-1]
+    def _json_template(self, batch: int) -> bytes:
+        """The JSON object for ``batch`` observations: each part's entries joined, part after part."""
+        return b"".join(piece + b", ".join([row] * batch) for piece, row in zip(self._pieces, self._rows)) + self._pieces[-1]
 
 
 def encode_array(value: object, accept: str) -> bytes:

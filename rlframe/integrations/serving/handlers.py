@@ -25,17 +25,18 @@ import os
 import re
 import subprocess
 import sys
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 from rlframe.errors import RlframeError
 from rlframe.integrations.serving.codecs import (
     CONTENT_TYPES, JSON, TEXT_TYPES, PredictionEncoder, RequestError, action_option, choose_accept, custom_attributes,
-    decode, encode_array, media_type,
+    decode, encode_array, media_type, unsupported_content_type,
 )
-from rlframe.integrations.serving.model import PolicyModel, Prediction
+from rlframe.integrations.serving.model import PolicyModel, Prediction, one_line
 
 PROGRAM_VARIABLE = "SAGEMAKER_PROGRAM"
 DEFAULT_PROGRAM = "inference.py"
@@ -59,6 +60,8 @@ class Request:
 
 @dataclass(frozen=True)
 class Response:
+    """A handler's answer: the body and its media type."""
+
     body: bytes
     content_type: str
 
@@ -87,8 +90,8 @@ class BuiltinHandler:
 
     def invoke(self, request: Request) -> Response:
         content_type = media_type(request.content_type) or JSON
-        if content_type not in CONTENT_TYPES:
-            decode(request.body, content_type, None)  # raises the 415
+        if content_type not in CONTENT_TYPES:  # said before a wrong Accept is
+            raise unsupported_content_type(content_type)
         accept = choose_accept(request.accept, self.default_accept)
         observations = decode(request.body, content_type, self.model.metadata.observation_shape)
         action = observations.action
@@ -105,7 +108,8 @@ class HandlerContext:
     """What a user's function gets as its trailing ``context`` argument.
 
     :param model_dir: the model directory.
-    :param request_headers: the request's headers, names lower-cased (empty for ``model_fn`` and its hooks).
+    :param request_headers: ``content-type`` and ``accept`` as the functions get them (empty for ``model_fn`` and
+        its hooks).
     :param custom_attributes: ``X-Amzn-SageMaker-Custom-Attributes`` as sent (None when absent).
     :param system_properties: ``{"model_dir": ..., "gpu_id": None}``, the keys of the toolkit's context.
     """
@@ -159,7 +163,7 @@ class UserHandler:
         if callable(getattr(module, "transform_fn", None)) and defined:
             raise HandlerError(f"{name} defines both transform_fn and {', '.join(defined)}: define transform_fn alone, "
                                "or input_fn/predict_fn/output_fn (as SageMaker's inference toolkit requires).")
-        self._transform = _Function(module, "transform_fn", 4) if hasattr(module, "transform_fn") else None
+        self._transform = _Function(module, "transform_fn", 4) if callable(getattr(module, "transform_fn", None)) else None
         self._steps = {step: _Function(module, step, 2) for step in defined}
         hooks = {hook: _Function(module, hook, arity) for hook, arity in
                  (("pre_model_fn", 1), ("model_fn", 1), ("model_warmup_fn", 2)) if callable(getattr(module, hook, None))}
@@ -214,13 +218,20 @@ class UserHandler:
 
 
 def _call(function: _Function, module: str, context: HandlerContext, *args: Any) -> Any:
-    """A start-up hook; its failure is one line naming the module and the function."""
+    """A start-up hook; its failure is one line naming the module, the line in it and the function."""
     try:
         return function(context, *args)
     except RlframeError:
         raise
     except Exception as exc:
-        raise HandlerError(f"{module}: {function.name} raised {type(exc).__name__}: {exc}".splitlines()[0]) from exc
+        raise HandlerError(f"{_where(exc, module)}: {function.name} raised {one_line(exc)}") from exc
+
+
+def _where(exc: BaseException, path: str) -> str:
+    """``path line N``: the last line of the module ``path`` that the exception went through (``path`` alone when
+    none did)."""
+    lines = [frame.lineno for frame in traceback.extract_tb(exc.__traceback__) if frame.filename == path]
+    return f"{path} line {lines[-1]}" if lines else path
 
 
 def _response(result: Any, accept: str) -> Response:
@@ -254,7 +265,7 @@ class HandlerSource:
 
     @classmethod
     def find(cls, model_dir: Path, entry_point: str | None, default_accept: str,
-             environ: dict[str, str] | os._Environ[str] = os.environ) -> "HandlerSource":
+             environ: Mapping[str, str] = os.environ) -> "HandlerSource":
         """The handler a server of ``model_dir`` uses (see the module docstring); raises :class:`HandlerError`
         for a named module that is not there."""
         code = model_dir / CODE_FOLDER
@@ -293,7 +304,7 @@ class HandlerSource:
             raise HandlerError(f"Installing the packages of {requirements} failed: {said}. Fix requirements.txt.")
 
     def load(self) -> Handler:
-        """Import the user module (once per process) and load its model, or load the built-in model."""
+        """Import the user module and load its model, or load the built-in model (once in each process)."""
         if self.user_module is None:
             return BuiltinHandler(PolicyModel(self.model_dir), self.default_accept)
         return UserHandler(_import(self.user_module), self.model_dir, self.default_accept)
@@ -305,8 +316,6 @@ def _import(path: Path) -> ModuleType:
     if folder not in sys.path:
         sys.path.insert(0, folder)
     name = re.sub(r"\W", "_", path.stem)
-    if name in sys.modules and getattr(sys.modules[name], "__file__", None) == str(path):
-        return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise HandlerError(f"{path} cannot be imported as a Python module: give a .py file.")
@@ -319,8 +328,7 @@ def _import(path: Path) -> ModuleType:
         raise HandlerError(f"{path} line {exc.lineno}: {exc.msg}; fix the handler module.") from None
     except Exception as exc:
         del sys.modules[name]
-        raise HandlerError(f"Importing the handler module {path} failed: {type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")) from exc
+        raise HandlerError(f"Importing the handler module {_where(exc, str(path))} failed: {one_line(exc)}") from exc
     if not any(callable(getattr(module, f, None)) for f in ("model_fn", "transform_fn", *_STEPS)):
         raise HandlerError(f"{path} defines none of model_fn, transform_fn, input_fn, predict_fn, output_fn: it is not "
                            "a handler module.")

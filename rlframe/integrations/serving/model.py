@@ -152,7 +152,7 @@ class PolicyModel:
         try:
             self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types for every kind of bad file
-            raise ModelDirError(f"onnxruntime cannot load {path} ({_first_line(exc)}): export the model again.") from None
+            raise ModelDirError(f"onnxruntime cannot load {path} ({one_line(exc)}): export the model again.") from None
         metadata = self.metadata
         inputs = [i.name for i in self._session.get_inputs()]
         graph_outputs = {o.name for o in self._session.get_outputs()}
@@ -173,11 +173,20 @@ class PolicyModel:
                                     f"{METADATA_FILE} says {spec.width or 'one number'}: export the model again.")
 
     def forward(self, observations: np.ndarray) -> list[np.ndarray]:
-        """The model's outputs, in model order, for float32 observations (B, *observation_shape)."""
+        """The model's outputs, in model order, for float32 observations (B, *observation_shape).
+
+        An observation's outputs do not depend on the batch it comes in: onnxruntime multiplies a single row with a
+        matrix-vector kernel whose sums round differently (by an ulp) from the matrix-matrix kernel of any larger
+        batch, so a batch of one runs as two identical rows. A SingleRecord and a MultiRecord batch transform then
+        write the same bytes.
+        """
+        single = len(observations) == 1
         try:
-            return self._session.run(self._output_names, {self.metadata.input_name: observations})
+            outputs = self._session.run(self._output_names, {
+                self.metadata.input_name: np.concatenate([observations, observations]) if single else observations})
         except Exception as exc:  # onnxruntime's own exception types
-            raise RuntimeError(f"onnxruntime failed on a batch of {len(observations)}: {_first_line(exc)}") from None
+            raise RuntimeError(f"onnxruntime failed on a batch of {len(observations)}: {one_line(exc)}") from None
+        return [output[:1] for output in outputs] if single else outputs
 
     def predict(self, observations: np.ndarray, sample: bool = False) -> Prediction:
         """One batched forward pass and the policy's distribution and actions (greedy, or drawn when ``sample``)."""
@@ -185,10 +194,8 @@ class PolicyModel:
         kind = self.metadata.kind
         head = outputs[self._distribution]
         if kind == "q_values":
-            logits = head.astype(np.float64) / self._temperature
-            logits -= logits.max(axis=1, keepdims=True)
-            weights = np.exp(logits)
-            distribution = (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
+            weights = np.exp((head - head.max(axis=1, keepdims=True)) * np.float32(1 / self._temperature))
+            distribution = weights / weights.sum(axis=1, keepdims=True)
         else:
             distribution = head
         if kind == "continuous_policy":
@@ -202,6 +209,7 @@ class PolicyModel:
         return Prediction(distribution, actions, tuple(outputs))
 
 
-def _first_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """``ValueError: the first line of its message`` (the type alone when it has none), at most 300 characters."""
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+    return (f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__)[:300]

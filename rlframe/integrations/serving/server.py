@@ -68,17 +68,15 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _positive(value: int | str | None, what: str, default: int, top: int | None = None) -> int:
-    if value is None or value == "":
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1 or (top is not None and number > top):
-        limits = f"from 1 to {top}" if top is not None else "of at least 1"
-        raise ServeError(f"{what} {value!r} is not a whole number {limits}: fix it.")
-    return number
+def _number(given: int | None, variable: str, option: str, default: int, maximum: int | None = None) -> int:
+    """The command line's value, else the variable's, else ``default``; a value that is not a whole number from 1
+    (to ``maximum``) is one line naming where it came from."""
+    from rlframe.integrations.serving.app import whole_number
+
+    if given is not None:
+        return whole_number(str(given), f"{option} {given}", 1, maximum)
+    text = os.environ.get(variable, "").strip()
+    return whole_number(text, f"{variable}={text!r}", 1, maximum) if text else default
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -107,10 +105,8 @@ def _serve(argv: Sequence[str] | None) -> int:
     from rlframe.integrations.serving.handlers import HandlerSource
 
     args = _build_parser().parse_args(argv)
-    port = _positive(args.port if args.port is not None else os.environ.get(PORT_VARIABLE), "The port",
-                     DEFAULT_PORT, 65535)
-    workers = _positive(args.workers if args.workers is not None else os.environ.get(WORKERS_VARIABLE),
-                        "The number of workers", len(os.sched_getaffinity(0)))
+    port = _number(args.port, PORT_VARIABLE, "--port", DEFAULT_PORT, 65535)
+    workers = _number(args.workers, WORKERS_VARIABLE, "--workers", len(os.sched_getaffinity(0)))
     model_dir = Path(args.model_dir).absolute()
     source_settings = ServingSettings.from_env(workers)
     source = HandlerSource.find(model_dir, args.entry_point, source_settings.default_accept)

@@ -73,11 +73,15 @@ class Server:
         sent = {"Content-Type": content_type, **({"Accept": accept} if accept else {}), **headers}
         return self.request("POST", "/invocations", body, sent)
 
-    def stop(self, signum: int = signal.SIGTERM, timeout: float = 60) -> tuple[int, str, float]:
-        """Send ``signum``; (exit status, stderr, seconds until it exited)."""
+    def stop(self, signum: int = signal.SIGTERM, group: bool = False, timeout: float = 60) -> tuple[int, str, float]:
+        """Send ``signum`` to the server (``group``: to its workers too, as a terminal's Ctrl-C does); (exit status,
+        stderr, seconds until it exited)."""
         if self.process.poll() is None:
             start = time.monotonic()
-            self.process.send_signal(signum)
+            if group:
+                os.killpg(self.process.pid, signum)
+            else:
+                self.process.send_signal(signum)
             _, stderr = self.process.communicate(timeout=timeout)
             return self.process.returncode, stderr, time.monotonic() - start
         _, stderr = self.process.communicate()

@@ -101,6 +101,17 @@ def test_the_json_answer_holds_the_distribution_the_action_and_every_output(serv
     assert same == [body] * 3
 
 
+def test_an_observations_answer_does_not_depend_on_the_batch_it_comes_in(server):
+    observations = np.random.default_rng(3).normal(size=(40, 4)).astype(np.float32)
+    batch = server.invoke(bodies(observations)["application/jsonlines"], "application/jsonlines",
+                          "application/jsonlines")[2].splitlines()
+    alone = [server.invoke(json.dumps(row), accept="application/jsonlines")[2].rstrip(b"\n")
+             for row in observations.tolist()]
+    halves = [server.invoke(bodies(part)["application/jsonlines"], "application/jsonlines", "application/jsonlines")[2]
+              for part in (observations[:17], observations[17:])]
+    assert alone == batch == b"".join(halves).splitlines()
+
+
 @pytest.mark.parametrize("accept, expected_type", [
     (None, "application/json"), ("*/*", "application/json"), ("text/csv;q=0.5, application/jsonlines", "application/jsonlines"),
     ("text/html, text/*", "text/csv"),
@@ -277,16 +288,16 @@ def test_10000_malformed_requests_leave_the_server_up_and_answering_correctly(se
     assert server.invoke("[0, 0, 2, 2]")[2] == reference
 
 
-def test_sigterm_and_sigint_stop_the_server_with_status_0_and_no_traceback(model_dir, start_server):
-    # Two workers: the supervisor stops both; one worker: this process stops.
-    servers = [start_server(model_dir, "--workers", "2"), start_server(model_dir, "--workers", "1")]
+def test_sigterm_and_a_terminals_ctrl_c_stop_the_workers_with_status_0_and_no_traceback(model_dir, start_server):
+    # SIGTERM to a one-worker server: test_the_default_accept_comes_from_sagemaker_default_invocations_accept.
+    servers = [start_server(model_dir, "--workers", "2"), start_server(model_dir, "--workers", "2")]
     for server in servers:
         server.wait()
         assert server.invoke("[0, 0, 2, 2]")[0] == 200
-    # (SIGTERM to a one-worker server: test_the_default_accept_comes_from_sagemaker_default_invocations_accept.)
-    for server, signum in zip(servers, (signal.SIGTERM, signal.SIGINT)):
-        code, stderr, seconds = server.stop(signum)
-        assert code == 0 and seconds < 30 and "Traceback" not in stderr, stderr
+    code, stderr, seconds = servers[0].stop(signal.SIGTERM)  # SageMaker's stop: to the server process
+    assert code == 0 and seconds < 30 and "Traceback" not in stderr, stderr
+    code, stderr, seconds = servers[1].stop(signal.SIGINT, group=True)  # Ctrl-C: to every process of the group
+    assert code == 0 and seconds < 30 and "Traceback" not in stderr, stderr
 
 
 def test_rlframe_sagemaker_serve_serves_the_model_under_sagemaker_base_dir(model_dir, start_server, tmp_path):
@@ -296,7 +307,7 @@ def test_rlframe_sagemaker_serve_serves_the_model_under_sagemaker_base_dir(model
     refused = subprocess.run(entrypoint, capture_output=True, text=True, timeout=120,
                              env={**os.environ, "SAGEMAKER_BASE_DIR": str(tmp_path), "SAGEMAKER_BIND_TO_PORT": "0"})
     assert refused.returncode == 2
-    assert refused.stderr == "error: The port '0' is not a whole number from 1 to 65535: fix it.\n"
+    assert refused.stderr == "error: SAGEMAKER_BIND_TO_PORT='0' is not a whole number from 1 to 65535: fix it.\n"
     port = free_port()
     server = start_server(None, command=entrypoint, port=port, env={
         "SAGEMAKER_BASE_DIR": str(tmp_path), "SAGEMAKER_BIND_TO_PORT": str(port), "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}).wait()
@@ -363,12 +374,12 @@ def test_a_model_directory_that_cannot_serve_is_named_in_one_line(model_dir, tmp
 
 @pytest.mark.parametrize("environ, message", [
     ({"SAGEMAKER_MAX_PAYLOAD_IN_MB": "six"}, "SAGEMAKER_MAX_PAYLOAD_IN_MB='six' is not a whole number of at least 0: "
-                                             "fix or unset it."),
-    ({"SAGEMAKER_BATCH_STRATEGY": "ALL"}, "SAGEMAKER_BATCH_STRATEGY='ALL' is not MULTI_RECORD or SINGLE_RECORD: fix or "
-                                          "unset it."),
-    ({"SAGEMAKER_BATCH": "yes"}, "SAGEMAKER_BATCH='yes' is not true or false: fix or unset it."),
+                                             "fix it."),
+    ({"SAGEMAKER_BATCH_STRATEGY": "ALL"}, "SAGEMAKER_BATCH_STRATEGY='ALL' is not MULTI_RECORD or SINGLE_RECORD: fix "
+                                          "it."),
+    ({"SAGEMAKER_BATCH": "yes"}, "SAGEMAKER_BATCH='yes' is not true or false: fix it."),
     ({"SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": "0"}, "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS='0' is not a whole number of "
-                                                   "at least 1: fix or unset it."),
+                                                   "at least 1: fix it."),
 ])
 def test_a_serving_variable_that_cannot_be_used_is_named_in_one_line(environ, message):
     with pytest.raises(SettingsError, match=f"^{re.escape(message)}$"):
@@ -401,7 +412,7 @@ def test_a_server_that_cannot_start_says_why_in_one_line_before_binding_its_port
                  "error: SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT='text/html' is not a type the built-in handler writes: use "
                  "one of application/json, application/jsonlines, text/csv, application/x-npy.\n"),
                 (model_dir, {"SAGEMAKER_MODEL_SERVER_WORKERS": "many"},
-                 "error: The number of workers 'many' is not a whole number of at least 1: fix it.\n"),
+                 "error: SAGEMAKER_MODEL_SERVER_WORKERS='many' is not a whole number of at least 1: fix it.\n"),
             ]]
     for process, message in runs:
         stdout, stderr = process.communicate(timeout=120)
