@@ -169,7 +169,7 @@ def _finite(values: np.ndarray, where: str) -> np.ndarray:
     """``values`` as float32; a NaN or an infinity (also a number beyond float32's range, which becomes one) is a 400
     naming the first observation that holds one."""
     values = values.astype(np.float32, copy=False)
-    if not _all_finite([values]):
+    if not _all_finite(values):
         rows = np.isfinite(values.reshape(len(values), -1)).all(axis=1) if values.ndim > 1 else [False]
         which = f"{where}: observation {int(np.argmin(rows))}" if len(values) > 1 else where
         raise RequestError(400, f"{which} holds NaN, an infinity or a number beyond float32's range (3.4e38); "
@@ -177,10 +177,10 @@ def _finite(values: np.ndarray, where: str) -> np.ndarray:
     return values
 
 
-def _all_finite(arrays: Sequence[np.ndarray]) -> bool:
-    if sum(a.size for a in arrays) <= 64:  # for a few numbers a Python loop costs less than numpy's reductions
-        return all(math.isfinite(v) for a in arrays for v in a.ravel().tolist())
-    return all(bool(np.isfinite(a).all()) for a in arrays)
+def _all_finite(values: np.ndarray) -> bool:
+    if values.size <= 64:  # for a few numbers a Python loop costs less than numpy's reductions
+        return all(map(math.isfinite, values.ravel().tolist()))
+    return bool(np.isfinite(values).all())
 
 
 def _batch(array: np.ndarray, shape: tuple[int, ...] | None, where: str) -> np.ndarray:
@@ -203,7 +203,7 @@ def _batch(array: np.ndarray, shape: tuple[int, ...] | None, where: str) -> np.n
 
 def _decode_json(data: bytes, shape: tuple[int, ...] | None) -> Observations:
     try:
-        document = json.loads(data)
+        document = json.loads(data.decode("utf-8"))  # JSON is UTF-8 (RFC 8259): no encoding to detect
     except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
         raise RequestError(400, f"The body is not JSON ({exc}).") from None
     action = None
@@ -380,7 +380,7 @@ def _fill(template: bytes, arrays: Sequence[np.ndarray]) -> bytes:
     than formatting text and encoding it); NaN and infinities as JSON's NaN/Infinity/-Infinity."""
     flat = np.concatenate(arrays, axis=None)
     values = flat.tolist()
-    if len(values) <= 64 and all(map(math.isfinite, values)) or len(values) > 64 and np.isfinite(flat).all():
+    if _all_finite(flat):
         return template % tuple(values)
     # Rare: format each number by itself, then put the texts in.
     texts = tuple(_NON_FINITE.get(text, text) for text in (b"%.9g" % v for v in values))

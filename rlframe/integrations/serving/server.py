@@ -37,6 +37,9 @@ WORKERS_VARIABLE = "SAGEMAKER_MODEL_SERVER_WORKERS"
 DEFAULT_PORT = 8080
 #: seconds requests in progress may take to finish after SIGTERM (SageMaker sends SIGKILL 30 s after it)
 GRACE_SECONDS = 20
+#: seconds an idle keep-alive connection stays open: longer than the 60 s idle timeout of the load balancers and
+#: proxies in front of a server, so the server is not the one to close a connection they are about to reuse
+KEEP_ALIVE_SECONDS = 75
 #: the exit status uvicorn gives a worker whose start-up failed
 _STARTUP_FAILURE = 3
 
@@ -108,9 +111,9 @@ def _serve(argv: Sequence[str] | None) -> int:
     port = _number(args.port, PORT_VARIABLE, "--port", DEFAULT_PORT, 65535)
     workers = _number(args.workers, WORKERS_VARIABLE, "--workers", len(os.sched_getaffinity(0)))
     model_dir = Path(args.model_dir).absolute()
-    source_settings = ServingSettings.from_env(workers)
-    source = HandlerSource.find(model_dir, args.entry_point, source_settings.default_accept)
-    source_settings.check_accept(source)
+    settings = ServingSettings.from_env(workers)
+    source = HandlerSource.find(model_dir, args.entry_point, settings.default_accept)
+    settings.check_accept(source)
     source.install_requirements()
     handler = source.load()  # every worker loads it again; this one finds what is wrong before the port is bound
     sock = bind(args.host, port)
@@ -118,9 +121,10 @@ def _serve(argv: Sequence[str] | None) -> int:
     from uvicorn.supervisors import Multiprocess
 
     config = uvicorn.Config(
-        ServingApp(source_settings, source, handler if workers == 1 else None), workers=workers,
+        ServingApp(settings, source, handler if workers == 1 else None), workers=workers,
         loop="uvloop", http="httptools", interface="asgi3", lifespan="on", log_level="warning", access_log=False,
-        proxy_headers=False, server_header=False, timeout_graceful_shutdown=GRACE_SECONDS)
+        proxy_headers=False, server_header=False, timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        timeout_graceful_shutdown=GRACE_SECONDS)
     print(f"rlframe-serve: {model_dir} with {source.describe()}, on http://{args.host}:{port} ({workers} worker"
           f"{'s' if workers > 1 else ''})", flush=True)
     if workers == 1:
