@@ -40,7 +40,7 @@ MEGABYTE = 1024 * 1024
 #: built-in requests up to this size run on the event loop: a few milliseconds at most
 INLINE_BODY_BYTES = 64 * 1024
 _ATTRIBUTES_HEADER = b"x-amzn-sagemaker-custom-attributes"
-_JSON_TYPE = (b"content-type", JSON.encode())
+_JSON = JSON.encode()
 
 
 class SettingsError(RlframeError):
@@ -146,7 +146,7 @@ def _settle(future: "asyncio.Future[Any]", result: Any, error: BaseException | N
         future.set_result(result)
 
 
-def _text(header: bytes | None) -> str | None:
+def _header_text(header: bytes | None) -> str | None:
     return header.decode("latin-1") if header is not None else None
 
 
@@ -215,7 +215,7 @@ class ServingApp:
                 await _answer(send, 405, _error_body("/invocations takes POST."), echo + [(b"allow", b"POST")])
                 return
             request = (content_type, accept, attributes)
-            status, body, response_type = await self._invoke(receive, length, *(_text(v) for v in request))
+            status, body, response_type = await self._invoke(receive, length, *(_header_text(v) for v in request))
             await _answer(send, status, body, echo, response_type)
         elif path == "/ping":
             if method not in ("GET", "HEAD"):
@@ -251,9 +251,9 @@ class ServingApp:
             if self.settings.batch:
                 print(f"rlframe-serve: POST /invocations answered {exc.status}: {exc.message}", file=sys.stderr,
                       flush=True)
-            return exc.status, _error_body(exc.message), _JSON_TYPE[1]
+            return exc.status, _error_body(exc.message), _JSON
         except _Disconnected:
-            return 400, b"", _JSON_TYPE[1]  # nobody reads it; uvicorn drops the connection
+            return 400, b"", _JSON  # nobody reads it; uvicorn drops the connection
         except Exception as exc:  # the model or the user's handler failed: answer 500 and keep serving
             status = getattr(exc, "status_code", None)
             status = status if isinstance(status, int) and 400 <= status <= 599 else 500
@@ -261,7 +261,7 @@ class ServingApp:
             print(f"rlframe-serve: POST /invocations answered {status}: {message}", file=sys.stderr, flush=True)
             if os.environ.get(TRACEBACK_VARIABLE) == "1":
                 traceback.print_exc()
-            return status, _error_body(f"Inference failed: {message}"), _JSON_TYPE[1]
+            return status, _error_body(f"Inference failed: {message}"), _JSON
 
     async def _read_body(self, receive: Receive, length: int | None) -> bytes:
         """The whole request body; 413 as soon as it is known to pass the limit (from Content-Length, or while a
@@ -295,7 +295,7 @@ def _too_large(length: int | None, limit: int) -> RequestError:
 
 
 async def _answer(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]],
-                  content_type: bytes = _JSON_TYPE[1]) -> None:
+                  content_type: bytes = _JSON) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *headers]})
     await send({"type": "http.response.body", "body": body})

@@ -61,9 +61,9 @@ def media_type(header: str | None) -> str:
     return (header or "").partition(";")[0].strip().lower()
 
 
-def choose_accept(header: str | None, default: str, supported: Sequence[str] = CONTENT_TYPES) -> str:
-    """The response type for an ``Accept`` header: its ranges by quality (then in order), the first one
-    ``supported`` matches; no header, or ``*/*``, gives ``default``. Raises :class:`RequestError` 406."""
+def choose_accept(header: str | None, default: str) -> str:
+    """The response type for an ``Accept`` header: its ranges by quality (then in order), the first one of
+    :data:`CONTENT_TYPES` matches; no header, or ``*/*``, gives ``default``. Raises :class:`RequestError` 406."""
     if not header or not header.strip():
         return default
     ranges = []
@@ -83,13 +83,18 @@ def choose_accept(header: str | None, default: str, supported: Sequence[str] = C
     for _, _, name in sorted(ranges):
         if name == "*/*":
             return default
-        if name in supported:
+        if name in CONTENT_TYPES:
             return name
         if name.endswith("/*"):
-            family = [t for t in (default, *supported) if t.startswith(name[:-1])]
+            family = [t for t in (default, *CONTENT_TYPES) if t.startswith(name[:-1])]
             if family:
                 return family[0]
-    raise RequestError(406, f"Accept {header!r} names no type this server writes: accept one of {', '.join(supported)}.")
+    raise _not_acceptable(header)
+
+
+def _not_acceptable(accept: str) -> RequestError:
+    return RequestError(406, f"Accept {accept!r} names no type this server writes: accept one of "
+                             f"{', '.join(CONTENT_TYPES)}.")
 
 
 def custom_attributes(header: str | None) -> dict[str, str]:
@@ -231,9 +236,9 @@ def action_option(value: object, where: str) -> str:
     return option
 
 
-def _lines(data: bytes, kind: str) -> list[bytes]:
-    """The body's lines without the final newline; an empty body or an empty line in the middle is a 400 (a line
-    of spaces is left to the reader, which finds nothing to read in it)."""
+def _text(data: bytes, kind: str) -> bytes:
+    """The body without its final newline (and trailing spaces); an empty body or an empty line in the middle is a
+    400 (a line of spaces is left to the reader, which finds nothing to read in it)."""
     text = data.rstrip()
     if not text:
         raise RequestError(400, f"The body is empty: send one observation per {kind}.")
@@ -241,15 +246,16 @@ def _lines(data: bytes, kind: str) -> list[bytes]:
     if gaps:
         number = text.count(b"\n", 0, min(gaps)) + 2
         raise RequestError(400, f"{kind.capitalize()} {number} is empty: send one observation per {kind}.")
-    return text.split(b"\n")
+    return text
 
 
 def _decode_jsonlines(data: bytes, shape: tuple[int, ...] | None) -> np.ndarray:
-    lines = _lines(data, "line")
-    if shape is not None and len(shape) == 1 and len(data) >= _FAST_PATH_BYTES:
-        values = _read_flat_json_lines(data.rstrip(), len(lines), shape[0])
+    text = _text(data, "line")
+    if shape is not None and len(shape) == 1 and len(text) >= _FAST_PATH_BYTES:
+        values = _read_flat_json_lines(text, text.count(b"\n") + 1, shape[0])
         if values is not None:
             return values
+    lines = text.split(b"\n")
     try:
         # One parse of all lines as a JSON array; the line-by-line reading below only runs to name a bad line.
         document = json.loads(b"[" + b",".join(lines) + b"]")
@@ -313,15 +319,15 @@ def _read_flat_json_lines(text: bytes, count: int, width: int) -> np.ndarray | N
 
 
 def _decode_csv(data: bytes, shape: tuple[int, ...] | None) -> np.ndarray:
-    rows = _lines(data, "row")
+    text = _text(data, "row")
     if shape is None:
-        width = len(rows[0].split(b","))
-        shape = (width,)
+        shape = (text.split(b"\n", 1)[0].count(b",") + 1,)
     width = math.prod(shape)
-    if len(data) >= _FAST_PATH_BYTES:
-        values = _read_csv_fast(data.rstrip(), width)
-        if values is not None and len(values) == len(rows):
-            return values.reshape((len(rows), *shape))
+    if len(text) >= _FAST_PATH_BYTES:
+        values = _read_csv_fast(text, width)
+        if values is not None and len(values) == text.count(b"\n") + 1:
+            return values.reshape((len(values), *shape))
+    rows = text.split(b"\n")
     table = []
     for number, row in enumerate(rows, 1):
         fields = row.split(b",")
@@ -441,18 +447,17 @@ class PredictionEncoder:
 
 
 def encode_array(value: object, accept: str) -> bytes:
-    """Any numeric result (an array, nested lists, a number) as a body of ``accept``: JSON as a list, JSON Lines one
-    line per first-axis entry, CSV one row per entry, NPY the array; for a user's model and predict_fn."""
+    """Any numeric result (an array, nested lists, a number) as a body of ``accept``: JSON as it is, JSON Lines one
+    line per first-axis entry, CSV one row per entry, NPY the array; for a user's model or predict_fn."""
     if accept == JSON:
-        return json.dumps(np.asarray(value).tolist() if isinstance(value, np.ndarray) else value).encode()
-    array = np.asarray(value)
+        return json.dumps(value.tolist() if isinstance(value, (np.ndarray, np.generic)) else value).encode()
+    array = np.atleast_1d(np.asarray(value))
     if accept == NPY:
         out = io.BytesIO()
         np.save(out, array, allow_pickle=False)
         return out.getvalue()
-    rows = array.reshape(len(array), -1) if array.ndim else array.reshape(1, 1)
     if accept == JSONLINES:
-        return "".join(json.dumps(row) + "\n" for row in (array.tolist() if array.ndim else [array.item()])).encode()
+        return "".join(json.dumps(entry) + "\n" for entry in array.tolist()).encode()
     if accept == CSV:
-        return "".join(",".join(repr(v) for v in row) + "\n" for row in rows.tolist()).encode()
-    raise RequestError(406, f"Accept {accept!r} names no type this server writes: accept one of {', '.join(CONTENT_TYPES)}.")
+        return "".join(",".join(map(repr, row)) + "\n" for row in array.reshape(len(array), -1).tolist()).encode()
+    raise _not_acceptable(accept)
