@@ -10,8 +10,9 @@
 
 Everything that can be wrong with the model directory, the handler module (its requirements, its import, its
 ``model_fn``), the ``SAGEMAKER_*`` variables or the port is found before the server answers, and ends the command
-with one line and a non-zero status, no traceback (``RLFRAME_TRACEBACK=1`` shows it): the model is loaded once here
-before the port is bound. SIGTERM or SIGINT stop the server gracefully (requests in progress get
+with one line and a non-zero status, no traceback: the model is loaded once here before the port is bound (with
+several workers each loads it again). A request the model or handler fails is a 500 with one line, also logged
+(with its traceback when ``RLFRAME_TRACEBACK=1``). SIGTERM or SIGINT stop the server gracefully (requests in progress get
 :data:`GRACE_SECONDS` to finish, inside SageMaker's 30 s before SIGKILL) and the status is 0.
 """
 from __future__ import annotations
@@ -120,8 +121,11 @@ def _serve(argv: Sequence[str] | None) -> int:
     import uvicorn  # the serve extra, imported once the rest is known to be right
     from uvicorn.supervisors import Multiprocess
 
+    # One worker serves with what was loaded here; several load their own, so this process keeps nothing of it.
+    app = ServingApp(settings, source, handler if workers == 1 else None)
+    del handler
     config = uvicorn.Config(
-        ServingApp(settings, source, handler if workers == 1 else None), workers=workers,
+        app, workers=workers,
         loop="uvloop", http="httptools", interface="asgi3", lifespan="on", log_level="warning", access_log=False,
         proxy_headers=False, server_header=False, timeout_keep_alive=KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=GRACE_SECONDS)
