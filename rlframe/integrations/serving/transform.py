@@ -780,27 +780,23 @@ class BatchTransform:
                 self._alive()
             raise ServerFailure(f"Lost the server at {self.client.host}:{self.client.port}: {exc}.") from exc
 
-    def _transform(self, output: _Output, payloads: list[Payload]) -> tuple[bytes, int] | None:
-        """What ``payloads`` (consecutive requests of one file) add to its output, and their records; None when the
-        file already failed. Raises :class:`FileFailed` with the line naming the file, the record and the cause."""
-        parts = []
+    def _transform(self, output: _Output, payloads: list[Payload]) -> list[tuple[Payload, bytes]] | None:
+        """The answers to ``payloads`` (consecutive requests of one file); None when the file already failed.
+        Raises :class:`FileFailed` with the line naming the file, the record and the cause."""
+        plan = output.plan
+        answers = []
         for payload in payloads:
             if output.failed:
                 return None
-            parts.append(self._answer(output.plan, payload))
-        return b"".join(parts), sum(payload.count for payload in payloads)
-
-    def _answer(self, plan: FilePlan, payload: Payload) -> bytes:
-        try:
-            status, answer = self._post(plan, payload.body)
-            if not 200 <= status < 300:
-                raise FileFailed(self._blame(plan, payload, status, answer))
-            return assemble(plan, self.settings, payload, answer)
-        except TimeoutError:
-            raise FileFailed(f"{plan.input.name}{payload.where()}: no answer within {self.client.timeout:g} s") \
-                from None
-        except FileFailed as exc:
-            raise FileFailed(f"{plan.input.name}{exc}") from None
+            try:
+                status, answer = self._post(plan, payload.body)
+                if not 200 <= status < 300:
+                    raise FileFailed(f"{plan.input.name}{self._blame(plan, payload, status, answer)}")
+            except TimeoutError:
+                raise FileFailed(f"{plan.input.name}{payload.where()}: no answer within {self.client.timeout:g} s") \
+                    from None
+            answers.append((payload, answer))
+        return answers
 
     def _blame(self, plan: FilePlan, payload: Payload, status: int, answer: bytes) -> str:
         """The record a refused payload of several lines is refused for: halves of it are sent until one record
@@ -830,7 +826,8 @@ class BatchTransform:
                   "written.", file=sys.stderr, flush=True)
             raise RunStopped(self.stop.signum, "stopped")
 
-    def _wait(self, future: concurrent.futures.Future[tuple[bytes, int] | None]) -> tuple[bytes, int] | None:
+    def _wait(self, future: concurrent.futures.Future[list[tuple[Payload, bytes]] | None]
+              ) -> list[tuple[Payload, bytes]] | None:
         while True:
             self._check_stop()
             try:
@@ -854,12 +851,20 @@ class BatchTransform:
                 report.transformed[output.plan.input] = output.records
             return
         try:
-            done = self._wait(future)
+            answers = self._wait(future)
         except FileFailed as exc:
             self._fail(output, str(exc), report)
             return
-        if done is not None and not output.failed:
-            output.write(*done)
+        if answers is None or output.failed:
+            return
+        # Assembled here rather than in the request's thread: that thread is already sending the next request, so
+        # the server works while this joins (with MaxConcurrentTransforms 1 it would otherwise wait for the join).
+        try:
+            data = b"".join([assemble(output.plan, self.settings, payload, answer) for payload, answer in answers])
+        except FileFailed as exc:
+            self._fail(output, f"{output.plan.input.name}{exc}", report)
+            return
+        output.write(data, sum(payload.count for payload, _ in answers))
 
     def run(self, plans: Sequence[FilePlan]) -> Report:
         """Transform every file of ``plans`` in order; returns what was written and what failed."""
@@ -901,7 +906,7 @@ class BatchTransform:
 
 
 #: a file's output and its task's future (None: the file's end) in the order answers are written
-_Pending = tuple[_Output, "concurrent.futures.Future[tuple[bytes, int] | None] | None"]
+_Pending = tuple[_Output, "concurrent.futures.Future[list[tuple[Payload, bytes]] | None] | None"]
 #: single records one task sends one after another: handing each to a thread would cost more than its request
 RECORDS_PER_TASK = 64
 
