@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _export(argv: Sequence[str] | None) -> int:
     from rlframe.export.checkpoint import export_checkpoint
-    from rlframe.export.model_dir import METADATA
+    from rlframe.export.layout import METADATA
 
     args, extra = _parser().parse_known_args(argv)
     path = export_checkpoint(args.checkpoint_dir, args.output, preset=args.preset,

@@ -28,6 +28,7 @@ import numpy as np
 from rlframe import __version__
 from rlframe.errors import StorageError, describe_os_error
 from rlframe.export.graph import INPUT_NAME, ExportError, PolicyGraph
+from rlframe.export.layout import CODE, FILES, FORMAT, FORMAT_VERSION, METADATA
 from rlframe.export.onnx_graph import policy_to_onnx, write_onnx
 from rlframe.export.symbol import policy_to_symbol, write_symbol
 from rlframe.graph_managers.graph_manager import GraphManager
@@ -38,11 +39,6 @@ from rlframe.spaces import ActionSpace, DiscreteActionSpace
 if TYPE_CHECKING:
     from rlframe.agents.agent import Agent
 
-METADATA = "rlframe-model.json"
-FORMAT, FORMAT_VERSION = "rlframe-model", 1
-FILES = {"onnx": "model.onnx", "symbol": "policy-symbol.json", "params": "policy-0000.params"}
-#: a user's inference handler folder, which a replaced model keeps
-CODE = "code"
 
 
 def space_bounds(values: np.ndarray) -> list[float | None]:

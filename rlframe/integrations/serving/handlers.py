@@ -32,6 +32,7 @@ from types import ModuleType
 from typing import Any, Callable, Mapping, Protocol
 
 from rlframe.errors import RlframeError
+from rlframe.export.layout import CODE
 from rlframe.integrations.serving.codecs import (
     CONTENT_TYPES, JSON, TEXT_TYPES, PredictionEncoder, RequestError, action_option, choose_accept, custom_attributes,
     decode, encode_array, media_type, unsupported_content_type,
@@ -40,7 +41,6 @@ from rlframe.integrations.serving.model import PolicyModel, Prediction, one_line
 
 PROGRAM_VARIABLE = "SAGEMAKER_PROGRAM"
 DEFAULT_PROGRAM = "inference.py"
-CODE_FOLDER = "code"
 _STEPS = ("input_fn", "predict_fn", "output_fn")
 
 
@@ -268,7 +268,7 @@ class HandlerSource:
              environ: Mapping[str, str] = os.environ) -> "HandlerSource":
         """The handler a server of ``model_dir`` uses (see the module docstring); raises :class:`HandlerError`
         for a named module that is not there."""
-        code = model_dir / CODE_FOLDER
+        code = model_dir / CODE
         if entry_point:
             path = Path(entry_point).absolute()
             if not path.is_file():
@@ -292,7 +292,7 @@ class HandlerSource:
     def install_requirements(self) -> None:
         """``pip install -r MODEL_DIR/code/requirements.txt`` when there is one (before a user module is imported,
         as SageMaker's inference toolkit does); a failure is one line."""
-        requirements = self.model_dir / CODE_FOLDER / "requirements.txt"
+        requirements = self.model_dir / CODE / "requirements.txt"
         if self.user_module is None or not requirements.is_file():
             return
         print(f"rlframe-serve: installing {requirements}", flush=True)

@@ -21,11 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from rlframe.errors import RlframeError
+from rlframe.export.layout import FILES, METADATA
 
-#: the model directory's files this module reads (written by rlframe-export, see rlframe.export.model_dir, which
-#: imports MXNet and so is not imported by the server)
-METADATA_FILE = "rlframe-model.json"
-ONNX_FILE = "model.onnx"
 KINDS = {"q_values": "softmax", "discrete_policy": "probabilities", "continuous_policy": "mean"}
 
 
@@ -64,12 +61,12 @@ class ModelMetadata:
     @classmethod
     def read(cls, model_dir: Path) -> "ModelMetadata":
         """Read and check ``MODEL_DIR/rlframe-model.json``; raises :class:`ModelDirError` naming what is wrong."""
-        path = model_dir / METADATA_FILE
+        path = model_dir / METADATA
         fix = "export the model again with rlframe-export CHECKPOINT_DIR -o MODEL_DIR"
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ModelDirError(f"{model_dir} has no {METADATA_FILE}, so it is not a model directory rlframe-export "
+            raise ModelDirError(f"{model_dir} has no {METADATA}, so it is not a model directory rlframe-export "
                                 f"wrote: {fix}.") from None
         except (OSError, ValueError) as exc:
             raise ModelDirError(f"Cannot read {path} ({exc}): {fix}.") from None
@@ -137,9 +134,9 @@ class PolicyModel:
             raise ModelDirError(f"Model directory {self.model_dir} does not exist: give the folder rlframe-export "
                                 "wrote (with model.onnx and rlframe-model.json).")
         self.metadata = ModelMetadata.read(self.model_dir)
-        path = self.model_dir / ONNX_FILE
+        path = self.model_dir / FILES["onnx"]
         if not path.is_file():
-            raise ModelDirError(f"{self.model_dir} has no {ONNX_FILE}: export the model again with rlframe-export.")
+            raise ModelDirError(f"{self.model_dir} has no {FILES['onnx']}: export the model again with rlframe-export.")
         import onnxruntime  # the serve extra; imported here so that reading the metadata needs only numpy
 
         options = onnxruntime.SessionOptions()
@@ -158,7 +155,7 @@ class PolicyModel:
         graph_outputs = {o.name for o in self._session.get_outputs()}
         missing = [o.onnx_name for o in metadata.outputs if o.onnx_name not in graph_outputs]
         if inputs != [metadata.input_name] or missing:
-            raise ModelDirError(f"{path} does not match {METADATA_FILE}: inputs {inputs} (expected "
+            raise ModelDirError(f"{path} does not match {METADATA}: inputs {inputs} (expected "
                                 f"[{metadata.input_name!r}]), outputs missing {missing}; export the model again.")
         self._output_names = [o.onnx_name for o in metadata.outputs]
         self._distribution = metadata.output(metadata.distribution["output"])
@@ -170,7 +167,7 @@ class PolicyModel:
         for spec, value in zip(metadata.outputs, outputs):
             if value.shape != ((1,) if spec.width is None else (1, spec.width)):
                 raise ModelDirError(f"{path} output {spec.onnx_name} has shape {value.shape[1:]} per observation, but "
-                                    f"{METADATA_FILE} says {spec.width or 'one number'}: export the model again.")
+                                    f"{METADATA} says {spec.width or 'one number'}: export the model again.")
 
     def forward(self, observations: np.ndarray) -> list[np.ndarray]:
         """The model's outputs, in model order, for float32 observations (B, *observation_shape).
