@@ -1086,7 +1086,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="SingleRecord: one record per request; MultiRecord: as many as fit in MaxPayloadInMB "
                         "(default: the server's /execution-parameters, else MultiRecord)")
     parser.add_argument("--max-payload-mb", type=int, metavar="N",
-                        help=f"MB per request, 1-{MAX_PAYLOAD_MB_LIMIT} (default: the server's, else {DEFAULT_MAX_PAYLOAD_MB})")
+                        help=f"MB per request, 1-{MAX_PAYLOAD_MB_LIMIT} "
+                        f"(default: the server's, else {DEFAULT_MAX_PAYLOAD_MB})")
     parser.add_argument("--max-concurrent-transforms", type=int, metavar="N",
                         help="requests at a time (default: the server's, else 1)")
     parser.add_argument("--content-type", metavar="T",

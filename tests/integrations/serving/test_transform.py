@@ -495,7 +495,8 @@ def test_a_stopped_transform_stops_its_server_and_writes_no_partial_output(
     finally:
         process.kill()
     assert process.returncode == 128 + signum
-    assert err == f"{signal.Signals(signum).name}: stopped; the finished .out files are kept, no unfinished one was written.\n"
+    name = signal.Signals(signum).name
+    assert err == f"{name}: stopped; the finished .out files are kept, no unfinished one was written.\n"
     assert list((tmp_path / "out").iterdir()) == []
     assert not Path(f"/proc/{servers[0]}").exists()
 
