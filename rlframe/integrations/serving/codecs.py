@@ -16,8 +16,9 @@ observation) and what shape was expected. Large JSON Lines and CSV bodies of fla
 does, so it also accepts a few spellings strict JSON refuses (``.5``, ``1.``, ``+1``, ``01``), and anything else it
 cannot read goes to the exact path, which names the bad line.
 
-Responses are written by :class:`PredictionEncoder` with every number as ``'%.9g'`` (enough digits to give back
-each float32 exactly), by bulk ``%``-formatting of whole batches rather than one ``json.dumps`` per observation.
+Responses are written by :class:`PredictionEncoder` with every number as the shortest text that gives back its
+float32 exactly (orjson writes numpy arrays so, a few times faster than Python's ``'%.9g'``), from the texts of whole
+arrays at once rather than one ``json.dumps`` per observation.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+import orjson
 
 if TYPE_CHECKING:
     from rlframe.integrations.serving.model import ModelMetadata, Prediction
@@ -371,33 +373,58 @@ def _decode_npy(data: bytes, shape: tuple[int, ...] | None) -> np.ndarray:
 
 
 # ---- encoding --------------------------------------------------------------------------------------------------
+#: orjson writes a numpy array's numbers natively: each float32 as the shortest text that reads back as the same
+#: float32 (and each float64 as its own shortest text), integers as integers
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
 #: how JSON writes numbers that are not finite (as Python's json module does; other readers may refuse them)
-_NON_FINITE = {b"nan": b"NaN", b"inf": b"Infinity", b"-inf": b"-Infinity"}
+_NON_FINITE = {"nan": b"NaN", "inf": b"Infinity", "-inf": b"-Infinity"}
 
 
-def _row_template(width: int | None, integer: bool = False) -> bytes:
-    """The %-template of one observation's entry: a number (``width`` None) or a list of ``width`` numbers."""
-    number = b"%d" if integer else b"%.9g"
-    return number if width is None else b"[" + b", ".join([number] * width) + b"]"
+def _dumps(part: np.ndarray) -> bytes:
+    """orjson's JSON of a numeric array (no spaces; NaN and infinities as null, the only letters it can hold)."""
+    return orjson.dumps(np.ascontiguousarray(part), option=_NUMPY)
 
 
-def _fill(template: bytes, arrays: Sequence[np.ndarray]) -> bytes:
-    """``template`` %-formatted with the arrays' values, each flattened, in turn (bytes formatting: a third faster
-    than formatting text and encoding it); NaN and infinities as JSON's NaN/Infinity/-Infinity."""
-    flat = np.concatenate(arrays, axis=None)
-    values = flat.tolist()
-    if _all_finite(flat):
-        return template % tuple(values)
-    # Rare: format each number by itself, then put the texts in.
-    texts = tuple(_NON_FINITE.get(text, text) for text in (b"%.9g" % v for v in values))
-    return template.replace(b"%.9g", b"%s").replace(b"%d", b"%s") % texts
+def _number_texts(part: np.ndarray) -> list[bytes]:
+    """Every number of ``part``, flattened, as its JSON text, NaN and infinities as JSON's NaN/Infinity/-Infinity."""
+    flat = np.ravel(part)
+    texts = _dumps(flat)[1:-1].split(b",")
+    for at in np.flatnonzero(~np.isfinite(flat)).tolist():
+        texts[at] = _NON_FINITE[str(float(flat[at]))]
+    return texts
 
 
-def _by_observation(parts: Sequence[np.ndarray], batch: int) -> Sequence[np.ndarray]:
-    """The parts' values in observation order (all of observation 0, then 1, ...), as arrays to flatten in turn."""
-    if batch == 1:
-        return parts
-    return [np.concatenate([part.reshape(batch, -1) for part in parts], axis=1)]
+def _entries(part: np.ndarray, separator: bytes) -> list[bytes]:
+    """Each observation's entry of ``part`` ((B,) or (B, n)) without brackets: its number, or its n numbers joined
+    by ``separator``."""
+    if not len(part):
+        return []
+    text = _dumps(part)  # "[a,b]" or "[[a,b],[c,d]]": only the separators to change and the entries to cut
+    if b"null" in text:  # rare: the entries are made from the numbers' texts one by one
+        texts = _number_texts(part)
+        if part.ndim == 1:
+            return texts
+        width = part.shape[1]
+        return [separator.join(texts[at:at + width]) for at in range(0, len(texts), width)]
+    if part.ndim == 1:
+        return text[1:-1].split(b",")
+    if separator != b",":
+        text = text.replace(b",", separator)
+    return text[2:-2].split(b"]" + separator + b"[")
+
+
+def _json_list(part: np.ndarray) -> bytes:
+    """``[e_0, e_1, ...]``: the JSON list of ``part``'s entries, one per observation."""
+    text = _dumps(part)
+    if b"null" not in text:
+        return text.replace(b",", b", ")
+    entries = _entries(part, b", ")
+    return b"[" + b", ".join(entries if part.ndim == 1 else [b"[" + entry + b"]" for entry in entries]) + b"]"
+
+
+def _template(pieces: Sequence[bytes]) -> bytes:
+    """``pieces[0] %s pieces[1] %s ... pieces[-1]``, the pieces' own % escaped."""
+    return b"%s".join(piece.replace(b"%", b"%%") for piece in pieces)
 
 
 class PredictionEncoder:
@@ -408,42 +435,56 @@ class PredictionEncoder:
     - JSON Lines: that object for each observation alone, one per line;
     - CSV: one row per observation, the distribution's values then the action's;
     - NPY: the distributions, float32 (batch, A), or (batch, K) means.
+
+    Each number is written as the shortest text that reads back as the same float32 (orjson's), the same text
+    whatever batch the observation came in; the texts of whole arrays are made at once and put into per-row
+    templates, with no Python work per number.
     """
 
     def __init__(self, metadata: "ModelMetadata") -> None:
-        discrete = metadata.discrete
-        width = metadata.action_width
-        # Each part's entry for one observation (the distribution, the action, each output), as a %-template
-        self._rows = [_row_template(width), _row_template(None if discrete else width, integer=discrete)]
-        self._rows += [_row_template(output.width) for output in metadata.outputs]
-        # The object around the parts: '{"predictions": [', '], "actions": [', '], "outputs": {"q_values": [', ']}}'
-        names = [json.dumps(output.name).replace("%", "%%").encode() for output in metadata.outputs]
-        self._pieces = [b'{"predictions": [', b'], "actions": [', b'], "outputs": {' + names[0] + b": ["]
-        self._pieces += [b"], " + name + b": [" for name in names[1:]] + [b"]}}"]
-        self._single = self._json_template(1)
-        self._line = self._single + b"\n"
-        actions = [_row_template(None, discrete)] * (1 if discrete else width)
-        self._csv_row = b",".join([_row_template(None)] * width + actions) + b"\n"
+        names = [json.dumps(output.name).encode() for output in metadata.outputs]
+        # Around the parts (the distribution, the action, each output): '{"predictions": ', ', "actions": ', ...
+        self._json = [b'{"predictions": ', b', "actions": ', b', "outputs": {' + names[0] + b": "]
+        self._json += [b", " + name + b": " for name in names[1:]] + [b"}}"]
+        # One observation's line: each part's entry in a list of one, a vector's entry being a list itself.
+        vectors = [True, not metadata.discrete] + [output.width is not None for output in metadata.outputs]
+        opening = [b"[[" if vector else b"[" for vector in vectors]
+        closing = [b"]]" if vector else b"]" for vector in vectors]
+        self._line = _template([self._json[0] + opening[0]]
+                               + [closing[k - 1] + self._json[k] + opening[k] for k in range(1, len(vectors))]
+                               + [closing[-1] + self._json[-1] + b"\n"])
+        self._csv_row = b"%s,%s\n"
 
     def encode(self, prediction: "Prediction", accept: str) -> bytes:
         """The body for media type ``accept`` (one of :data:`CONTENT_TYPES`)."""
         parts = prediction.parts()
-        batch = len(parts[0])
-        if accept == JSON:
-            return _fill(self._single if batch == 1 else self._json_template(batch), parts)
+        if accept == JSON or (accept == JSONLINES and len(parts[0]) == 1):
+            # One observation's line is its JSON object (the quicker way to write it), so the JSON Lines of a
+            # batch and those of its observations one by one are the same bytes.
+            body = b"".join(piece + _json_list(part) for piece, part in zip(self._json, parts)) + self._json[-1]
+            return body if accept == JSON else body + b"\n"
         if accept == JSONLINES:
-            return _fill(self._line * batch, _by_observation(parts, batch))
+            return self._rows(self._line, parts, b", ")
         if accept == CSV:
-            return _fill(self._csv_row * batch, _by_observation(parts[:2], batch))
+            return self._rows(self._csv_row, parts[:2], b",")
         if accept == NPY:
             out = io.BytesIO()
             np.save(out, np.asarray(prediction.distribution, dtype=np.float32), allow_pickle=False)
             return out.getvalue()
         raise ValueError(f"cannot write {accept!r}")  # choose_accept only gives CONTENT_TYPES
 
-    def _json_template(self, batch: int) -> bytes:
-        """The JSON object for ``batch`` observations: each part's entries joined, part after part."""
-        return b"".join(piece + b", ".join([row] * batch) for piece, row in zip(self._pieces, self._rows)) + self._pieces[-1]
+    @staticmethod
+    def _rows(template: bytes, parts: Sequence[np.ndarray], separator: bytes) -> bytes:
+        """``template`` (one observation's text, a %s per part) once per observation, filled with its entries."""
+        batch = len(parts[0])
+        known: dict[int, list[bytes]] = {}  # the distribution is often also an output (or the action): one text
+        values: list[bytes | None] = [None] * (batch * len(parts))
+        for at, part in enumerate(parts):
+            entries = known.get(id(part))
+            if entries is None:
+                entries = known[id(part)] = _entries(part, separator)
+            values[at::len(parts)] = entries
+        return template * batch % tuple(values)
 
 
 def encode_array(value: object, accept: str) -> bytes:

@@ -189,3 +189,47 @@ def test_outputs_that_are_not_finite_are_written_as_json_nan_and_infinity(models
                             (np.array([[np.inf, -np.inf]], np.float32),))
     body = PredictionEncoder(metadata).encode(prediction, JSON).decode()
     assert body == '{"predictions": [[NaN, 0.5]], "actions": [1], "outputs": {"q_values": [[Infinity, -Infinity]]}}'
+
+
+def alone(prediction: Prediction, i: int) -> Prediction:
+    return Prediction(prediction.distribution[i:i + 1], prediction.actions[i:i + 1],
+                      tuple(o[i:i + 1] for o in prediction.outputs))
+
+
+@pytest.mark.parametrize("name", ["dqn", "ppo_discrete", "ppo_continuous"])
+def test_a_batch_is_written_as_the_same_bytes_as_its_observations_one_by_one(models, name):
+    """SingleRecord and MultiRecord transforms write the same bytes: a batch's lines and rows (whole arrays
+    written at once) are those of its observations written alone, also when some values are not finite (written
+    number by number) and when an output is the distribution itself."""
+    metadata = models[name].metadata
+    encoder = PredictionEncoder(metadata)
+    prediction = random_prediction(metadata, 200, np.random.default_rng(2))
+    shared = Prediction(prediction.outputs[-1], prediction.actions, prediction.outputs)  # distribution is an output
+    broken = random_prediction(metadata, 200, np.random.default_rng(2))
+    broken.distribution[7, 0] = np.nan
+    broken.outputs[0][[3, 9]] = [np.inf, -np.inf]
+    for batch in (prediction, shared, broken):
+        for accept in (JSONLINES, CSV):
+            whole = encoder.encode(batch, accept)
+            assert whole == b"".join(encoder.encode(alone(batch, i), accept) for i in range(200))
+    lines = encoder.encode(broken, JSONLINES).splitlines()
+    assert lines[:3] == encoder.encode(prediction, JSONLINES).splitlines()[:3]
+    assert b"[[NaN" in lines[7] and b"Infinity" in lines[3] and b"-Infinity" in lines[9]
+    assert b"NaN," in encoder.encode(broken, CSV).splitlines()[7]
+    # The JSON object of a batch holding NaN has the same number texts as the one without.
+    document = encoder.encode(broken, JSON).replace(b"NaN", b"0").replace(b"Infinity", b"0")
+    assert len(json.loads(document)["predictions"]) == 200
+
+
+def test_each_float32_is_written_as_its_shortest_text_that_reads_back_exactly(models):
+    """orjson's shortest texts of float32 values, read as JSON readers do (a float64, then float32), give back
+    every value: 100,000 random bit patterns of every exponent, subnormals included."""
+    rng = np.random.default_rng(3)
+    values = rng.integers(0, 2 ** 32, 100_000, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    values = values[np.isfinite(values)]
+    metadata = models["ppo_continuous"].metadata
+    prediction = Prediction(values[:, None], values[:, None], (values, values[:, None], values[:, None]))
+    body = PredictionEncoder(metadata).encode(prediction, CSV)
+    texts = [row.split(b",")[0] for row in body.splitlines()]
+    np.testing.assert_array_equal(np.array([float(t) for t in texts]).astype(np.float32), values)
+    assert max(len(t.lstrip(b"-").split(b"e")[0].replace(b".", b"").strip(b"0")) for t in texts) <= 9  # digits
