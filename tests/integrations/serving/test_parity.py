@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from rlframe.core_types import RunPhase
+from rlframe.integrations.serving.model import SLICE_ROWS, PolicyModel
 from serving_processes import Server
 
 RUNS = ["dqn", "ddqn_bcq", "ppo_discrete", "ppo_continuous", "dqn_normalised", "ppo_continuous_normalised"]
@@ -57,3 +58,17 @@ def test_the_server_answers_what_the_agent_computes(servers, trained_runs, name,
     else:
         position = [o["name"] for o in metadata["outputs"]].index(distribution["output"])
         assert np.abs(predictions - expected[position]).max() <= TOLERANCE
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_an_observations_outputs_are_the_same_bits_in_any_batch(exported_model_dirs, name):
+    """What makes SingleRecord and MultiRecord transforms write the same bytes: a large batch (run in slices),
+    small batches and observations alone give each observation bit-identical outputs."""
+    model = PolicyModel(exported_model_dirs[name])
+    rows = 2 * SLICE_ROWS + SLICE_ROWS // 2 + 1  # two slices and a remainder
+    observations = np.random.default_rng(1).normal(size=(rows, *model.metadata.observation_shape)).astype(np.float32)
+    whole = model.forward(observations)
+    bounds = [0, 1, 3, 4, 1000, SLICE_ROWS + 7, rows - 1, rows]  # batches of 1, 2, 1, ..., 1
+    pieces = [model.forward(observations[start:stop]) for start, stop in zip(bounds, bounds[1:])]
+    for position, output in enumerate(whole):
+        np.testing.assert_array_equal(output, np.concatenate([piece[position] for piece in pieces]))
