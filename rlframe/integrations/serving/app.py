@@ -13,6 +13,7 @@ A plain ASGI callable rather than a framework: the request path is a dozen lines
 request costs the HTTP parsing (httptools), one JSON parse, one onnxruntime call and one string format. Built-in
 requests with small bodies run on the event loop (a thread hand-off would cost more than the inference); large ones
 and every call into a user's handler run on one inference thread per worker, so ``/ping`` answers while they run.
+A large request's answer closes its connection, so that a batch transform's requests spread over the workers.
 """
 from __future__ import annotations
 
@@ -40,6 +41,11 @@ MEGABYTE = 1024 * 1024
 #: built-in requests up to this size run on the event loop: a few milliseconds at most
 INLINE_BODY_BYTES = 64 * 1024
 _ATTRIBUTES_HEADER = b"x-amzn-sagemaker-custom-attributes"
+#: sent with the answer to a large request. uvicorn's workers share one listening socket, so connections, not
+#: requests, are spread over them, and a worker's event loop accepts while its inference thread computes: a client's
+#: kept-alive connections could all end at one worker while the others idle. Reconnecting costs a fraction of a
+#: millisecond, nothing beside a large request, and each next large request goes to a worker free to accept it.
+_CLOSE = [(b"connection", b"close")]
 _JSON = JSON.encode()
 
 
@@ -215,8 +221,9 @@ class ServingApp:
                 await _answer(send, 405, _error_body("/invocations takes POST."), echo + [(b"allow", b"POST")])
                 return
             request = (content_type, accept, attributes)
-            status, body, response_type = await self._invoke(receive, length, *(_header_text(v) for v in request))
-            await _answer(send, status, body, echo, response_type)
+            status, body, response_type, large = await self._invoke(receive, length,
+                                                                    *(_header_text(v) for v in request))
+            await _answer(send, status, body, echo + _CLOSE if large else echo, response_type)
         elif path == "/ping":
             if method not in ("GET", "HEAD"):
                 await _answer(send, 405, _error_body("/ping takes GET."), echo + [(b"allow", b"GET")])
@@ -234,26 +241,29 @@ class ServingApp:
                                                  "and /execution-parameters."), echo)
 
     async def _invoke(self, receive: Receive, length: bytes | None, content_type: str | None, accept: str | None,
-                      attributes: str | None) -> tuple[int, bytes, bytes]:
-        """(status, body, content type) of one ``POST /invocations``."""
+                      attributes: str | None) -> tuple[int, bytes, bytes, bool]:
+        """(status, body, content type, whether the body was over :data:`INLINE_BODY_BYTES`) of one
+        ``POST /invocations``."""
+        large = False
         try:
             body = await self._read_body(receive, int(length) if length is not None else None)
+            large = len(body) > INLINE_BODY_BYTES
             if self.handler is None:
                 raise RequestError(503, "The model is loading: wait until /ping answers 200.")
             request = Request(body, content_type, accept, attributes)
             handler = self.handler
-            if handler.inline and len(body) <= INLINE_BODY_BYTES:
+            if handler.inline and not large:
                 response = handler.invoke(request)
             else:
                 response = await self._inference.run(handler.invoke, request)
-            return 200, response.body, response.content_type.encode("latin-1")
+            return 200, response.body, response.content_type.encode("latin-1"), large
         except RequestError as exc:
             if self.settings.batch:
                 print(f"rlframe-serve: POST /invocations answered {exc.status}: {exc.message}", file=sys.stderr,
                       flush=True)
-            return exc.status, _error_body(exc.message), _JSON
+            return exc.status, _error_body(exc.message), _JSON, large
         except _Disconnected:
-            return 400, b"", _JSON  # nobody reads it; uvicorn drops the connection
+            return 400, b"", _JSON, large  # nobody reads it; uvicorn drops the connection
         except Exception as exc:  # the model or the user's handler failed: answer 500 and keep serving
             status = getattr(exc, "status_code", None)
             status = status if isinstance(status, int) and 400 <= status <= 599 else 500
@@ -261,7 +271,7 @@ class ServingApp:
             print(f"rlframe-serve: POST /invocations answered {status}: {message}", file=sys.stderr, flush=True)
             if os.environ.get(TRACEBACK_VARIABLE) == "1":
                 traceback.print_exc()
-            return status, _error_body(f"Inference failed: {message}"), _JSON
+            return status, _error_body(f"Inference failed: {message}"), _JSON, large
 
     async def _read_body(self, receive: Receive, length: int | None) -> bytes:
         """The whole request body; 413 as soon as it is known to pass the limit (from Content-Length, or while a

@@ -8,12 +8,19 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from rlframe.integrations.serving.app import ServingApp, ServingSettings
+from rlframe.integrations.serving.app import INLINE_BODY_BYTES, ServingApp, ServingSettings
 from rlframe.integrations.serving.handlers import HandlerSource
 
 
 async def call(app: ServingApp, method: str, path: str, body: bytes = b"",
                headers: list[tuple[bytes, bytes]] | None = None) -> tuple[int, bytes]:
+    sent = await exchange(app, method, path, body, headers)
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+async def exchange(app: ServingApp, method: str, path: str, body: bytes = b"",
+                   headers: list[tuple[bytes, bytes]] | None = None) -> list[dict[str, Any]]:
+    """The ASGI messages the app sends for one request."""
     sent: list[dict[str, Any]] = []
     messages = [{"type": "http.request", "body": body, "more_body": False}]
 
@@ -25,7 +32,7 @@ async def call(app: ServingApp, method: str, path: str, body: bytes = b"",
 
     scope = {"type": "http", "method": method, "path": path, "headers": headers or []}
     await app(scope, receive, send)
-    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+    return sent
 
 
 async def lifespan(app: ServingApp, event: str) -> dict[str, Any]:
@@ -68,3 +75,24 @@ def test_a_model_that_cannot_load_fails_the_lifespan_start_up_with_its_line(expo
     assert message == {"type": "lifespan.startup.failed",
                        "message": f"{model} has no model.onnx: export the model again with rlframe-export."}
     assert capsys.readouterr().err == f"error: {message['message']}\n"
+
+
+def test_the_connection_of_a_large_request_is_closed_after_its_answer(exported_model_dirs):
+    """uvicorn's workers share one listening socket: connections are spread over them, not requests. A large
+    request's answer closes its connection, so the client's next large request goes to whichever worker accepts
+    it; small requests keep their connections alive."""
+    settings = ServingSettings.from_env(1, {})
+    app = ServingApp(settings, HandlerSource.find(exported_model_dirs["dqn"], None, settings.default_accept, {}))
+    line = b"[0.01, -0.02, 0.03, 0.04]\n"
+    large = line * (INLINE_BODY_BYTES // len(line) + 1)
+    jsonlines = [(b"content-type", b"application/jsonlines"), (b"accept", b"application/jsonlines")]
+
+    async def scenario() -> None:
+        assert (await lifespan(app, "startup"))["type"] == "lifespan.startup.complete"
+        small, big = [await exchange(app, "POST", "/invocations", body, jsonlines) for body in (line * 100, large)]
+        assert small[0]["status"] == big[0]["status"] == 200
+        assert (b"connection", b"close") not in small[0]["headers"]
+        assert (b"connection", b"close") in big[0]["headers"]
+        assert b"".join(m.get("body", b"") for m in big[1:]).count(b"\n") == large.count(b"\n")
+
+    asyncio.run(scenario())
