@@ -57,12 +57,16 @@ class StopSignals:
     elsewhere it stays a flag nobody sets), on exit it puts the previous ones back. The first signal sets
     :attr:`signum`; a second one ends the run at once (:class:`StoppedAtOnce` for SIGINT, ``SystemExit(143)``
     for SIGTERM, after one line on stderr), whatever it was doing.
+
+    :param kept: what that line says is kept when a run ends at once (a training run's default; a command that
+        writes something else says what of it survives).
     """
 
     #: the instances entered and not yet exited, innermost last
     _entered: list["StopSignals"] = []
 
-    def __init__(self) -> None:
+    def __init__(self, kept: str = "the last complete checkpoint is kept") -> None:
+        self.kept = kept
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
         self._installed_at = 0.0
@@ -109,7 +113,7 @@ class StopSignals:
             self.signum = signum
             return
         # os.write: the main thread may be inside a print when the handler runs, and print is not reentrant.
-        os.write(2, f"Second {signal_name(signum)}: stopping at once; the last complete checkpoint is kept.\n".encode())
+        os.write(2, f"Second {signal_name(signum)}: stopping at once; {self.kept}.\n".encode())
         if signum == signal.SIGINT:
             raise StoppedAtOnce
         raise SystemExit(128 + signum)
