@@ -27,10 +27,10 @@ from exported_models import onnxruntime_outputs
 
 from rlframe.environments.gym_compat import install_gym_fallback
 from rlframe.integrations.serving.transform import (
-    CSV_TYPE, JSON_LINES_TYPE, JSON_TYPE, MEGABYTE, NPY_TYPE, BatchTransform, Client, ContainerParameters, FilePlan,
-    ConnectionLost, FileFailed, InputFile, Payload, Report, ServerFailure, ServerProcess, Settings,
+    CSV_TYPE, JSON_LINES_TYPE, JSON_TYPE, MEGABYTE, NPY_TYPE, STOP_TIMEOUT_S, BatchTransform, Client,
+    ContainerParameters, FileFailed, FilePlan, InputFile, Payload, Report, ServerFailure, ServerProcess, Settings,
     TransformArgumentError, assemble, discover_inputs, file_payloads, join_csv, join_json, line_payloads, main,
-    parse_execution_parameters, plan_file, read_answer, server_message, text_lines,
+    parse_execution_parameters, plan_file, server_message, text_lines,
 )
 from rlframe.stopping import StopSignals
 
@@ -209,51 +209,57 @@ def test_server_messages_are_one_short_line() -> None:
     assert len(server_message(b"x" * 1000)) == 300
 
 
-def _answer(data: bytes) -> tuple[int, bytes, bool]:
-    return read_answer(io.BufferedReader(io.BytesIO(data)))  # type: ignore[arg-type]
-
-
-def test_answers_of_every_framing_are_read() -> None:
-    assert _answer(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello+next") == (200, b"hello", True)
-    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n1\r\n!\r\n0\r\nT: 1\r\n\r\n"
-    assert _answer(chunked) == (200, b"hello!", True)
-    assert _answer(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 400 Bad\r\nContent-Length: 2\r\n\r\nno") == (400, b"no", True)
-    assert _answer(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n") == (200, b"", False)
-    assert _answer(b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\nx") == (200, b"x", False)
-    assert _answer(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\nx") == (200, b"x", True)
-    assert _answer(b"HTTP/1.1 200 OK\r\n\r\nto the end") == (200, b"to the end", False)
-    for broken, match in [(b"", "closed the connection before answering"), (b"SSH-2.0\r\n", "not HTTP/1.x"),
-                          (b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort", "after 5 of 9 bytes"),
-                          (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "the header b'Content-Length: -1"),
-                          (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "chunk size line")]:
-        with pytest.raises(ConnectionLost, match=match):
-            _answer(broken)
-
-
-def test_a_connection_the_server_closed_while_idle_is_replaced(tmp_path: Path) -> None:
-    """A server that closes every connection after one answer, without saying so (as a keep-alive timeout does)."""
+@contextlib.contextmanager
+def raw_server(answers: list[bytes]) -> Iterator[tuple[Client, list[bytes]]]:
+    """A server of one connection per answer: it reads one request, writes the answer's bytes as they are and
+    closes the connection without saying so (as a keep-alive timeout does). Yields a client of it and the request
+    bodies it received."""
     listener = socket.create_server(("127.0.0.1", 0))
     requests: list[bytes] = []
 
     def serve() -> None:
-        for _ in range(3):
+        for answer in answers:
             connection, _ = listener.accept()
             with connection, connection.makefile("rb") as reader:
                 head = b"".join(iter(lambda: reader.readline(), b"\r\n"))
                 length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
                 requests.append(reader.read(length))
-                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                connection.sendall(answer)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     client = Client("127.0.0.1", listener.getsockname()[1], timeout=10)
     try:
-        assert [client.request("POST", "/invocations", b"[%d]" % i) for i in range(3)] == [(200, b"ok")] * 3
+        yield client, requests
     finally:
         client.close()
         listener.close()
     thread.join(10)
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced() -> None:
+    with raw_server([b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"] * 3) as (client, requests):
+        assert [client.request("POST", "/invocations", b"[%d]" % i) for i in range(3)] == [(200, b"ok")] * 3
     assert requests == [b"[0]", b"[1]", b"[2]"]
+
+
+@pytest.mark.parametrize("answer, said", [
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort", "the server closed the connection after 5 of 9 bytes"),
+    (b"SSH-2.0-OpenSSH\r\n", "the server's answer is not HTTP/1.x (BadStatusLine: SSH-2.0-OpenSSH"),
+    (b"", "the server closed the connection before answering"),
+], ids=["truncated", "not HTTP", "no answer"])
+def test_a_broken_answer_ends_the_run_with_one_line_naming_the_file(tmp_path: Path, answer: bytes, said: str) -> None:
+    """A fresh connection that fails is not tried again (the server would not answer a second one in time)."""
+    source = write(tmp_path / "states.jsonl", "[0.1, 0.2, 0.3, 0.4]\n")
+    settings = Settings(split_type="Line").resolved(ContainerParameters())
+    plans = [plan_file(item, settings) for item in discover_inputs([str(source)], tmp_path / "out")]
+    with raw_server([answer]) as (client, _):
+        with pytest.raises(ServerFailure) as error:
+            BatchTransform(client, settings).run(plans)
+    message = str(error.value)
+    assert message.startswith(f"Lost the server at 127.0.0.1:{client.port} while sending {source}: {said}"), message
+    assert "\n" not in message and error.value.exit_code == 1
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 @pytest.mark.parametrize("argv, match", [
@@ -499,6 +505,32 @@ def test_a_stopped_transform_stops_its_server_and_writes_no_partial_output(
     assert err == f"{name}: stopped; the finished .out files are kept, no unfinished one was written.\n"
     assert list((tmp_path / "out").iterdir()) == []
     assert not Path(f"/proc/{servers[0]}").exists()
+
+
+def test_a_second_ctrl_c_stops_at_once_with_the_transforms_own_line(exported_model_dirs: dict[str, Path],
+                                                                     tmp_path: Path) -> None:
+    source = write(tmp_path / "states.jsonl", json_lines(random_states(20000, seed=11)))
+    process = subprocess.Popen([TRANSFORM, str(exported_model_dirs["dqn"]), str(source), "-o", str(tmp_path / "out"),
+                                "--split-type", "Line", "--strategy", "SingleRecord", "--workers", "1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        assert " 1 file -> " in process.stdout.readline()
+        (server,) = child_processes(process.pid)
+        # A stopped server cannot exit on the transform's SIGTERM: the first Ctrl-C alone would wait STOP_TIMEOUT_S
+        # for it, so the second one always comes while the first is being handled.
+        os.killpg(server, signal.SIGSTOP)
+        process.send_signal(signal.SIGINT)
+        kept = "the finished .out files are kept, no unfinished one was written."
+        assert process.stderr.readline() == f"SIGINT: stopped; {kept}\n"
+        process.send_signal(signal.SIGINT)
+        # at once: well before the STOP_TIMEOUT_S (30 s) a server is otherwise given to exit
+        _, err = process.communicate(timeout=STOP_TIMEOUT_S / 2)
+    finally:
+        process.kill()
+    assert (process.returncode, err) == (130, f"Second SIGINT: stopping at once; {kept}\n")
+    assert list((tmp_path / "out").iterdir()) == []
+    assert not Path(f"/proc/{server}").exists()  # killed, not left stopped
 
 
 def test_the_batch_notebook_loop(exported_model_dirs: dict[str, Path], tmp_path: Path,
