@@ -11,10 +11,11 @@ Observations come in as
 
 Every decoder returns float32 observations ``(batch, *observation_shape)``, all finite, or raises
 :class:`RequestError` with the HTTP status and one line that says what is wrong and where (the line, row or
-observation) and what shape was expected. Large JSON Lines and CSV bodies of flat observations take a fast path
-(pandas' C parser: ``json.loads`` reads about 25 MB/s here, too slow for a batch transform); it reads numbers as CSV
-does, so it also accepts a few spellings strict JSON refuses (``.5``, ``1.``, ``+1``, ``01``), and anything else it
-cannot read goes to the exact path, which names the bad line.
+observation) and what shape was expected. Large JSON Lines and CSV bodies of flat observations take a fast path:
+their numbers, brackets gone and lines joined, are one flat JSON list for orjson (nested lists, or Python's
+``json``, read several times slower), with the lines' shapes checked by counting; whatever it cannot read (CSV's
+spellings that JSON refuses, ``.5``, ``1.``, ``+1``, ``01``, ``nan``, included) goes to the exact path, which reads
+the same values and names a bad line.
 
 Responses are written by :class:`PredictionEncoder` with every number as the shortest text that gives back its
 float32 exactly (orjson writes numpy arrays so, a few times faster than Python's ``'%.9g'``), from the texts of whole
@@ -22,7 +23,6 @@ arrays at once rather than one ``json.dumps`` per observation.
 """
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
@@ -44,7 +44,7 @@ NPY = "application/x-npy"
 CONTENT_TYPES = (JSON, JSONLINES, CSV, NPY)
 #: bodies of these types reach a user's ``input_fn``/``transform_fn`` as ``str``, as in SageMaker's toolkit
 TEXT_TYPES = (JSON, CSV)
-#: below this many bytes the Python readers are faster than starting pandas' parser
+#: from this many bytes on, JSON Lines and CSV bodies try the fast path (its checks cost more than they save below)
 _FAST_PATH_BYTES = 32 * 1024
 _NPY_MAGIC = b"\x93NUMPY"
 
@@ -208,11 +208,22 @@ def _batch(array: np.ndarray, shape: tuple[int, ...] | None, where: str) -> np.n
                             f"them), got {got}.")
 
 
-def _decode_json(data: bytes, shape: tuple[int, ...] | None) -> Observations:
+def _loads(data: bytes) -> object:
+    """The JSON document of ``data`` (UTF-8, as RFC 8259 says: no encoding to detect); a 400 that says why it is not
+    JSON. orjson reads it; Python's json reads what orjson refuses and json takes (NaN, integers beyond 64 bits, which
+    the caller names) or says why it is not JSON, as it words it."""
     try:
-        document = json.loads(data.decode("utf-8"))  # JSON is UTF-8 (RFC 8259): no encoding to detect
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(data.decode("utf-8"))
     except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
         raise RequestError(400, f"The body is not JSON ({exc}).") from None
+
+
+def _decode_json(data: bytes, shape: tuple[int, ...] | None) -> Observations:
+    document = _loads(data)
     action = None
     where = "The JSON body"
     if isinstance(document, dict):
@@ -239,16 +250,20 @@ def action_option(value: object, where: str) -> str:
 
 
 def _text(data: bytes, kind: str) -> bytes:
-    """The body without its final newline (and trailing spaces); an empty body or an empty line in the middle is a
-    400 (a line of spaces is left to the reader, which finds nothing to read in it)."""
+    """The body without its final newline (and trailing spaces); an empty body is a 400."""
     text = data.rstrip()
     if not text:
         raise RequestError(400, f"The body is empty: send one observation per {kind}.")
+    return text
+
+
+def _no_empty_line(text: bytes, kind: str) -> None:
+    """An empty line in the middle is a 400 (a line of spaces is left to the reader, which finds nothing to read in
+    it); checked before the exact readers only, since a fast path reads no text that has one."""
     gaps = [at for at in (text.find(b"\n\n"), text.find(b"\n\r\n")) if at >= 0]
     if gaps:
         number = text.count(b"\n", 0, min(gaps)) + 2
         raise RequestError(400, f"{kind.capitalize()} {number} is empty: send one observation per {kind}.")
-    return text
 
 
 def _decode_jsonlines(data: bytes, shape: tuple[int, ...] | None) -> np.ndarray:
@@ -257,11 +272,12 @@ def _decode_jsonlines(data: bytes, shape: tuple[int, ...] | None) -> np.ndarray:
         values = _read_flat_json_lines(text, text.count(b"\n") + 1, shape[0])
         if values is not None:
             return values
+    _no_empty_line(text, "line")
     lines = text.split(b"\n")
     try:
         # One parse of all lines as a JSON array; the line-by-line reading below only runs to name a bad line.
-        document = json.loads(b"[" + b",".join(lines) + b"]")
-    except ValueError:
+        document = _loads(b"[" + b",".join(lines) + b"]")
+    except RequestError:
         document = None
     if isinstance(document, list) and len(document) == len(lines):
         try:
@@ -293,31 +309,37 @@ _JSON_KINDS = {dict: "an object", str: "a string", int: "a number", float: "a nu
                type(None): "null"}
 
 
-def _read_csv_fast(text: bytes, width: int) -> np.ndarray | None:
-    """Rows of ``width`` comma-separated numbers through pandas' C parser; None when the text is anything else
-    (the caller then reads it exactly, to name what is wrong)."""
-    import pandas  # a core dependency; imported here so the server's workers start without it until needed
+#: what is deleted from lines of numbers to leave their skeleton of brackets, commas and newlines
+_NUMBER_BYTES = b"0123456789+-.eE \t\r"
 
+
+def _skeleton_is(text: bytes, line: bytes, count: int) -> bool:
+    """Whether ``text`` is ``count`` lines that each hold ``line``'s brackets, commas and newline once their
+    numbers and white space are deleted (so it holds nothing else: no letters, quotes or other brackets)."""
+    return text.translate(None, _NUMBER_BYTES) == (line * count)[:-1]
+
+
+def _flat_numbers(document: bytes, count: int, width: int) -> np.ndarray | None:
+    """``document``, a JSON list of ``count`` x ``width`` numbers, as float32 (count, width) in one orjson parse;
+    None when orjson cannot read it (a spelling JSON refuses, such as ``1.``, ``.5``, ``+1`` or ``01``; an empty
+    value; an integer beyond 64 bits) or a number is not finite as a float32: the caller then reads it exactly."""
     try:
-        frame = pandas.read_csv(io.BytesIO(text), header=None, dtype=np.float32, quoting=csv.QUOTE_NONE,
-                                skip_blank_lines=False, na_filter=False, engine="c")
-    except (ValueError, pandas.errors.ParserError, pandas.errors.EmptyDataError):
+        numbers = orjson.loads(document)
+    except orjson.JSONDecodeError:
         return None
-    values = frame.to_numpy(dtype=np.float32)
-    if values.shape[1] != width or not np.isfinite(values).all():
-        return None
-    return values
+    # As the exact path converts: each number as Python reads it (a float64, an integer), then float32.
+    values = np.array(numbers, dtype=np.float32)
+    return values.reshape(count, width) if _all_finite(values) else None
 
 
 def _read_flat_json_lines(text: bytes, count: int, width: int) -> np.ndarray | None:
-    """``count`` lines that are each ``[n, n, ...]`` read as CSV once their brackets are gone; None when the lines
-    have another form (a nested list, an object, a line without its brackets)."""
-    # Each line starts with "[" and ends with "]", and holds no other bracket: the counts say so without a scan.
-    if not (text.startswith(b"[") and text.endswith(b"]") and text.count(b"[") == count
-            and text.count(b"]") == count and text.count(b"]\n[") == count - 1):
+    """``count`` lines that are each ``[n, ..., n]`` of ``width`` numbers, as one flat JSON list; None when the lines
+    have another form (a nested list, an object, padding beside the brackets)."""
+    # Every newline stands between "]" and "[", and the skeleton has no other bracket and width - 1 commas a line.
+    if not (text.startswith(b"[") and text.endswith(b"]") and text.count(b"]\n[") == count - 1
+            and _skeleton_is(text, b"[" + b"," * (width - 1) + b"]\n", count)):
         return None
-    values = _read_csv_fast(text.translate(None, b"[]"), width)
-    return values if values is not None and len(values) == count else None
+    return _flat_numbers(text.replace(b"]\n[", b","), count, width)
 
 
 def _decode_csv(data: bytes, shape: tuple[int, ...] | None) -> np.ndarray:
@@ -326,9 +348,12 @@ def _decode_csv(data: bytes, shape: tuple[int, ...] | None) -> np.ndarray:
         shape = (text.split(b"\n", 1)[0].count(b",") + 1,)
     width = math.prod(shape)
     if len(text) >= _FAST_PATH_BYTES:
-        values = _read_csv_fast(text, width)
-        if values is not None and len(values) == text.count(b"\n") + 1:
-            return values.reshape((len(values), *shape))
+        count = text.count(b"\n") + 1
+        if _skeleton_is(text, b"," * (width - 1) + b"\n", count):
+            values = _flat_numbers(b"[" + text.replace(b"\n", b",") + b"]", count, width)
+            if values is not None:
+                return values.reshape((count, *shape))
+    _no_empty_line(text, "row")
     rows = text.split(b"\n")
     table = []
     for number, row in enumerate(rows, 1):

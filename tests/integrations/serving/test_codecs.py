@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rlframe.integrations.serving import codecs
 from rlframe.integrations.serving.codecs import (
     CSV, JSON, JSONLINES, NPY, PredictionEncoder, RequestError, choose_accept, custom_attributes, decode,
 )
@@ -116,6 +117,64 @@ def test_large_json_lines_and_csv_read_fast_and_exactly_and_still_name_a_bad_lin
     rows = table.splitlines(keepends=True)
     bad_table = "".join(rows[:3999] + ["1,2,x,4\n"] + rows[3999:])
     assert refusal(bad_table, CSV).message == "Row 4000: 'x' is not a number (rows hold numbers only, no header)."
+
+
+def spelled(rng: np.random.Generator, count: int) -> list[list[str]]:
+    """``count`` rows of four numbers in JSON's every spelling: integers, exponents, signs, zeros, wide magnitudes."""
+    values = (rng.normal(size=(count, 4)) * 10.0 ** rng.integers(-30, 30, (count, 4))).tolist()
+    forms = [repr, lambda v: f"{v:.8f}", lambda v: f"{v:E}", lambda v: str(int(v)) if abs(v) < 1e15 else repr(v),
+             lambda v: "-0.0" if v < 0 else "0", lambda v: f"{v:.3e}"]
+    return [[forms[int(rng.integers(len(forms)))](v) for v in row] for row in values]
+
+
+def test_the_fast_paths_read_the_values_the_exact_path_reads():
+    """Large JSON Lines and CSV bodies are read in one flat parse; every value is the float32 the exact path (one
+    line at a time) reads, whatever JSON spelling and white space the lines use."""
+    rng = np.random.default_rng(4)
+    rows = spelled(rng, 3000)
+    pads = ["", " ", "  ", "\t"]
+    json_lines = [f"[{pads[i % 4]}" + f"{pads[i % 3]},{pads[i % 2]}".join(row) + "]" for i, row in enumerate(rows)]
+    csv_rows = [f"{pads[i % 3]},{pads[i % 2]}".join(row) + ("\r" if i % 2 else "") for i, row in enumerate(rows)]
+    exact = np.concatenate([decode(line, JSONLINES, (4,)).values for line in json_lines])
+    text = "\n".join(json_lines).encode()
+    assert len(text) >= codecs._FAST_PATH_BYTES
+    np.testing.assert_array_equal(codecs._read_flat_json_lines(text, len(rows), 4), exact)
+    np.testing.assert_array_equal(decode(text + b"\n", JSONLINES, (4,)).values, exact)
+    table = "\n".join(csv_rows).encode()
+    assert codecs._skeleton_is(table, b",,,\n", len(rows))
+    np.testing.assert_array_equal(codecs._flat_numbers(b"[" + table.replace(b"\n", b",") + b"]", len(rows), 4), exact)
+    np.testing.assert_array_equal(decode(table, CSV, (4,)).values, exact)
+    np.testing.assert_array_equal(decode(table, CSV, (2, 2)).values, exact.reshape(-1, 2, 2))
+
+
+@pytest.mark.parametrize("content_type, bad, message", [
+    (JSONLINES, "[1, 2, 3]\n[4, 5, 6, 7, 8]", "Line 2001: expected an observation of shape (4,), got (3,)."),
+    (JSONLINES, "[1, 2, 3, 4]5", "Line 2001 is not JSON (Extra data"),
+    (JSONLINES, "5[1, 2, 3, 4]", "Line 2001 is not JSON (Extra data"),
+    (JSONLINES, "[1, 2, 3, .5]", "Line 2001 is not JSON"),  # JSON Lines are JSON, in a large body too
+    (JSONLINES, "[1, 2, 3, 1e39]", "Line 2001 holds NaN, an infinity or a number beyond float32's range"),
+    (JSONLINES, '[1, 2, 3, "4"]', "Line 2001 holds text"),
+    (JSONLINES, "[1, 2, [3], 4]", "Line 2001 is not a list of equally long lists of numbers"),
+    (JSONLINES, "[1, 2, 3, 4]\n", "Line 2002 is empty"),
+    (CSV, "1,2,3\n4,5,6,7,8", "Row 2001 has 3 values, expected 4"),
+    (CSV, "1,2,3,4,", "Row 2001 has 5 values, expected 4"),
+    (CSV, "1,2,3,", "Row 2001: '' is not a number"),
+    (CSV, "1,2,3,1e39", "The CSV body: observation 2000 holds NaN, an infinity"),
+    (CSV, "1,2,3,nan", "The CSV body: observation 2000 holds NaN"),
+    (CSV, "1,2,3,4\n", "Row 2002 is empty"),
+])
+def test_a_large_body_that_the_fast_path_cannot_read_is_refused_naming_its_line(content_type, bad, message):
+    good = "[0.5, 1, 2, 3]\n" if content_type == JSONLINES else "0.5,1,2,3\n"
+    body = good * 2000 + bad + "\n" + good * 2000
+    error = refusal(body, content_type)
+    assert error.status == 400 and message in error.message, error.message
+
+
+def test_csv_spellings_json_refuses_are_read_in_a_large_body_too():
+    """A CSV number Python reads but JSON does not (.5, 1., +1, 01, 1_0) sends a large body to the exact path."""
+    body = "0.5,1,2,3\n" * 2000 + ".5,1.,+1,01\n" + "1_0,-.25,1e0,2\n"
+    values = decode(body, CSV, (4,)).values
+    np.testing.assert_array_equal(values[-2:], np.float32([[0.5, 1, 1, 1], [10, -0.25, 1, 2]]))
 
 
 @pytest.mark.parametrize("header, expected", [
