@@ -8,7 +8,6 @@ too. Coach presets' ``rl_coach.*`` imports are answered by rlframe's ``rl_coach`
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 from rlframe.environments.gym_compat import install_gym_fallback
 from rlframe.errors import PresetError, RlframeError, closest
 from rlframe.graph_managers.graph_manager import GraphManager
+from rlframe.module_files import import_file
 from rlframe.shipped import shipped_dir
 
 PRESET_PATH_VARIABLE = "RLFRAME_PRESET_PATH"
@@ -111,13 +111,10 @@ def load_preset(spec: str) -> GraphManager:
     """Import the preset and return its graph manager (a fresh import every call)."""
     path, variable = find_preset(spec)
     module_name = f"rlframe_preset_{path.stem.replace('-', '_')}"
-    module_spec = importlib.util.spec_from_file_location(module_name, path)
-    assert module_spec is not None and module_spec.loader is not None
-    module = importlib.util.module_from_spec(module_spec)
     sys.path.insert(0, str(path.parent))
     install_gym_fallback()  # a preset may 'import gym' (to register an environment) before any rl_coach import
     try:
-        module_spec.loader.exec_module(module)
+        module = import_file(path, module_name)
     except SyntaxError as exc:
         raise PresetError(f"Preset {exc.filename or path}, line {exc.lineno}: syntax error: {exc.msg}.") from exc
     except Exception as exc:

@@ -10,7 +10,6 @@ limit) is not a terminal state.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 import sys
 import warnings
@@ -28,6 +27,7 @@ import numpy as np  # noqa: E402
 
 from rlframe.environments.gym_compat import GymApiAdapter, accepts_keyword, install_gym_fallback, is_gym_fallback
 from rlframe.errors import EnvironmentLevelError, closest
+from rlframe.module_files import import_file
 from rlframe.parameters import Parameters
 from rlframe.spaces import SpacesDefinition, spaces_from_gymnasium
 
@@ -105,16 +105,10 @@ def _load_module_from_file(path: Path) -> Any:
     name = f"rlframe_level_{path.stem}_{abs(hash(str(path)))}"
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        return import_file(path, name)
     except Exception as exc:
-        del sys.modules[name]
         raise EnvironmentLevelError(f"Importing {path} for the environment level failed: {type(exc).__name__}: {exc}") from exc
-    return module
 
 
 def resolve_level(level: str, search_dirs: list[Path]) -> Callable[..., Any] | None:

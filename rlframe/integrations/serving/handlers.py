@@ -19,7 +19,6 @@ is a 500 with its one-line message.
 """
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import os
 import re
@@ -33,6 +32,7 @@ from typing import Any, Callable, Mapping, Protocol
 
 from rlframe.errors import RlframeError
 from rlframe.export.layout import CODE
+from rlframe.module_files import import_file
 from rlframe.integrations.serving.codecs import (
     CONTENT_TYPES, JSON, TEXT_TYPES, PredictionEncoder, RequestError, action_option, choose_accept, custom_attributes,
     decode, encode_array, media_type, unsupported_content_type,
@@ -316,18 +316,11 @@ def _import(path: Path) -> ModuleType:
     if folder not in sys.path:
         sys.path.insert(0, folder)
     name = re.sub(r"\W", "_", path.stem)
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise HandlerError(f"{path} cannot be imported as a Python module: give a .py file.")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        module = import_file(path, name)
     except SyntaxError as exc:
-        del sys.modules[name]
         raise HandlerError(f"{path} line {exc.lineno}: {exc.msg}; fix the handler module.") from None
     except Exception as exc:
-        del sys.modules[name]
         raise HandlerError(f"Importing the handler module {_where(exc, str(path))} failed: {one_line(exc)}") from exc
     if not any(callable(getattr(module, f, None)) for f in ("model_fn", "transform_fn", *_STEPS)):
         raise HandlerError(f"{path} defines none of model_fn, transform_fn, input_fn, predict_fn, output_fn: it is not "
