@@ -52,6 +52,7 @@ import contextlib
 import ctypes
 import http.client
 import json
+import re
 import os
 import signal
 import socket
@@ -496,6 +497,12 @@ def assemble(plan: FilePlan, settings: Settings, payload: Payload, answer: bytes
     return _one_record(answer) + b"\n" if by_line else answer
 
 
+def _alone(message: str) -> str:
+    """A server message about a request of one record, without its "Line 1: " (the record's own line in the file
+    is named by the caller)."""
+    return re.sub(r"\A(Line|Row) 1: ", "", message)
+
+
 def server_message(body: bytes, limit: int = 300) -> str:
     """The server's error message on one line: a JSON answer's ``message``/``error`` text, else the body's text."""
     text = body.decode("utf-8", "replace")
@@ -754,8 +761,9 @@ class BatchTransform:
                 else:
                     return (f"{payload.where()}: the server answered {status}: {server_message(answer)} (each half "
                             "alone was answered, so no one record fails)")
-            return f" line {records[0][0]}: the server answered {status}: {server_message(answer)}"
-        return f"{payload.where()}: the server answered {status}: {server_message(answer)}"
+            return f" line {records[0][0]}: the server answered {status}: {_alone(server_message(answer))}"
+        message = server_message(answer)
+        return f"{payload.where()}: the server answered {status}: {_alone(message) if payload.count == 1 else message}"
 
     # -- main thread
 

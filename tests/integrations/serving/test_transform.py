@@ -418,6 +418,8 @@ def test_a_bad_record_fails_its_file_named_by_its_line_and_other_files_continue(
     assert [item.path for item in report.transformed] == [good]
     ((item, message),) = report.failed.items()
     assert item.path == bad and message.startswith(f"{bad} line 217: the server answered 400: "), message
+    # the record was sent alone at the end, so the server's "Line 1: " would contradict "line 217"
+    assert "Line 1:" not in message and "expected an observation of shape (4,), got (3,)" in message, message
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.jsonl.out"]  # no .out, no temporary file
 
 
