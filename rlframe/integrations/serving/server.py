@@ -18,6 +18,7 @@ several workers each loads it again). A request the model or handler fails is a 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import socket
@@ -104,11 +105,29 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+#: the import names of what the ``serve`` extra installs
+SERVE_EXTRA = ("onnxruntime", "uvicorn", "httptools", "uvloop", "orjson")
+
+
+def _require_serve_extra() -> None:
+    """Refuse, in one line, an installation without the ``serve`` extra (``pip install rlframe`` alone)."""
+    missing = []
+    for name in SERVE_EXTRA:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise ServeError(f"rlframe-serve needs {', '.join(missing)}, which the serve extra installs: "
+                         "pip install \"rlframe[serve]\" (in a clone: pip install -e \".[serve]\").")
+
+
 def _serve(argv: Sequence[str] | None) -> int:
+    args = _build_parser().parse_args(argv)
+    _require_serve_extra()
     from rlframe.integrations.serving.app import ServingApp, ServingSettings
     from rlframe.integrations.serving.handlers import HandlerSource
 
-    args = _build_parser().parse_args(argv)
     port = _number(args.port, PORT_VARIABLE, "--port", DEFAULT_PORT, 65535)
     workers = _number(args.workers, WORKERS_VARIABLE, "--workers", len(os.sched_getaffinity(0)))
     model_dir = Path(args.model_dir).absolute()

@@ -329,6 +329,18 @@ def test_a_port_in_use_is_one_line(model_dir):
                              "uses it, or pass --port (or set SAGEMAKER_BIND_TO_PORT).\n")
 
 
+def test_an_installation_without_the_serve_extra_is_one_line(model_dir):
+    # `pip install rlframe` without [serve]: the extra's modules cannot be imported (None in sys.modules makes the
+    # import fail as a missing package does).
+    hidden = "import sys; sys.modules['onnxruntime'] = sys.modules['orjson'] = None; "
+    result = subprocess.run([sys.executable, "-c", hidden + "from rlframe.integrations.serving.server import main; "
+                             f"sys.exit(main([{str(model_dir)!r}, '--port', '{free_port()}', '--workers', '1']))"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr == ('error: rlframe-serve needs onnxruntime, orjson, which the serve extra installs: pip '
+                             'install "rlframe[serve]" (in a clone: pip install -e ".[serve]").\n')
+
+
 def broken_model_dirs(model_dir: Path, root: Path) -> dict[str, tuple[Path, str]]:
     """name -> (a model directory with something wrong, the one line expected)."""
     def copy(name: str) -> Path:
