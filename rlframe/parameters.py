@@ -331,7 +331,20 @@ class VisualizationParameters(Parameters):
 class PresetValidationParameters(Parameters):
     """The golden test a preset declares: reach ``min_reward_threshold`` within ``max_episodes_to_achieve_reward``.
 
-    ``rlframe-validate`` reads these. The remaining fields are accepted for Coach compatibility.
+    ``rlframe-validate`` reads the first three; the others are accepted for Coach compatibility.
+
+    :param test: whether the preset declares a golden test (informational: ``rlframe-validate`` runs any preset).
+    :param min_reward_threshold: the mean evaluation reward (total reward per episode, averaged over one
+        evaluation phase) that passes the test.
+    :param max_episodes_to_achieve_reward: ``rlframe-validate`` fails when this many training episodes (epochs
+        for batch RL) finish without an evaluation reaching ``min_reward_threshold`` (episodes).
+    :param num_workers: accepted for Coach compatibility, not used (rlframe validates with one worker).
+    :param reward_test_level: accepted for Coach compatibility, not used (the preset's own level is tested).
+    :param test_using_a_trace_test: accepted for Coach compatibility, not used (rlframe has no trace tests).
+    :param trace_test_levels: accepted for Coach compatibility, not used.
+    :param trace_max_env_steps: accepted for Coach compatibility, not used (environment steps).
+    :param read_csv_tries: accepted for Coach compatibility, not used (``rlframe-validate`` watches the run in
+        its own process instead of polling the CSV).
     """
 
     def __init__(
@@ -384,6 +397,8 @@ class TaskParameters(Parameters):
         move into the model with ``save_model=1`` (see :mod:`rlframe.export`).
     :param apply_stop_condition: stop once an evaluation's success rate reaches the target success rate.
     :param num_gpu: accepted for Coach compatibility.
+    :param task_index: the worker's index, 0 in rlframe's one-process runs; it names the CSV
+        (``worker_<task_index>....csv``) and the screen lines' ``Worker=``.
     """
 
     def __init__(
@@ -430,8 +445,20 @@ class AgentParameters(Parameters):
     :param algorithm: an ``AlgorithmParameters`` subclass; it names the agent class that runs it.
     :param exploration: exploration parameters, or a dict ``{ActionSpaceClass: ExplorationParameters}``.
     :param memory: memory parameters.
-    :param networks: dict name -> ``NetworkParameters``; ``'main'`` always exists.
-    :param visualization: per-agent visualization parameters (the graph manager's take precedence).
+    :param network_wrappers: dict name -> ``NetworkParameters``; ``'main'`` always exists (the constructor's
+        ``networks`` argument).
+    :param visualization: per-agent visualization parameters; the graph manager replaces them with its own
+        ``vis_params`` object, so both names reach the run.
+    :param input_filter: an ``InputFilter`` applied to every observation and reward the environments return,
+        before the agent acts and stores them (its reward output is the CSV's shaped reward); None: none.
+    :param output_filter: accepted for Coach compatibility, not used (rlframe has no action filters).
+    :param pre_network_filter: an ``InputFilter`` applied to observations right before a network sees them
+        (where a normaliser such as ``ObservationNormalizationFilter`` goes); its state is checkpointed.
+    :param name: accepted for Coach compatibility, not used (screen lines and the CSV name the agent
+        ``main_level/agent``).
+    :param is_batch_rl_training: accepted for Coach compatibility, not used (``BatchRLGraphManager`` decides).
+    :param task_parameters: accepted for Coach compatibility, not used (the graph manager holds the run's
+        ``TaskParameters``).
     """
 
     def __init__(
