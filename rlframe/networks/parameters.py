@@ -11,7 +11,10 @@ from rlframe.parameters import EmbedderScheme, MiddlewareScheme, Parameters
 
 
 class Dense(Parameters):
-    """A fully connected layer of ``units`` outputs (framework-agnostic, as Coach's ``Dense``)."""
+    """A fully connected layer of ``units`` outputs (framework-agnostic, as Coach's ``Dense``).
+
+    :param units: the layer's number of outputs.
+    """
 
     def __init__(self, units: int) -> None:
         self.units = units
@@ -55,6 +58,12 @@ class InputEmbedderParameters(Parameters):
     :param input_rescaling: divide vector inputs by ``input_rescaling['vector']``.
     :param input_offset: subtract ``input_offset['vector']`` before rescaling.
     :param input_clipping: ``(low, high)`` to clip the input to, or None.
+    :param batchnorm: accepted for Coach compatibility, not used (no batch normalisation layers).
+    :param dropout_rate: accepted for Coach compatibility, not used (no dropout layers).
+    :param name: accepted for Coach compatibility, not used.
+    :param dense_layer: accepted for Coach compatibility, not used (layers are MXNet Gluon ``Dense``).
+    :param is_training: accepted for Coach compatibility, not used.
+    :param flatten: accepted for Coach compatibility, not used (observations are always flattened to D values).
     """
 
     def __init__(
@@ -89,6 +98,12 @@ class FCMiddlewareParameters(Parameters):
 
     :param activation_function: activation of every layer.
     :param scheme: a ``MiddlewareScheme`` or an explicit list such as ``[Dense(64)]``.
+    :param batchnorm: accepted for Coach compatibility, not used (no batch normalisation layers).
+    :param dropout_rate: accepted for Coach compatibility, not used (no dropout layers).
+    :param name: accepted for Coach compatibility, not used.
+    :param dense_layer: accepted for Coach compatibility, not used (layers are MXNet Gluon ``Dense``).
+    :param is_training: accepted for Coach compatibility, not used.
+    :param num_streams: accepted for Coach compatibility, not used (one stream).
     """
 
     def __init__(
@@ -115,11 +130,12 @@ class FCMiddlewareParameters(Parameters):
 class HeadParameters(Parameters):
     """What every head shares.
 
-    :param activation_function: activation of the head's hidden layers (if any).
-    :param name: the head's name.
+    :param activation_function: accepted for Coach compatibility, not used (rlframe's heads are one Dense
+        output layer without an activation).
+    :param name: accepted for Coach compatibility, not used.
     :param num_output_head_copies: accepted for Coach compatibility (1).
     :param rescale_gradient_from_head_by_factor: accepted for Coach compatibility.
-    :param loss_weight: weight of this head's loss.
+    :param loss_weight: accepted for Coach compatibility, not used (each agent weighs its losses itself).
     :param dense_layer: accepted for Coach compatibility.
     """
 
@@ -154,7 +170,8 @@ class QHeadParameters(HeadParameters):
 class VHeadParameters(HeadParameters):
     """A state value.
 
-    :param output_bias_initializer: a number to initialise the output bias with (None = zeros).
+    :param output_bias_initializer: accepted for Coach compatibility, not used (Clipped PPO's value output
+        bias starts at zero).
     """
 
     def __init__(self, activation_function: str = "relu", name: str = "v_head_params", output_bias_initializer: float | None = None, **kwargs: Any) -> None:
@@ -183,6 +200,43 @@ class NetworkParameters(Parameters):
     (``rms_prop_optimizer_decay``, ``optimizer_epsilon``). ``l2_regularization`` adds
     ``l2 * 0.5 * ||W||^2`` over the layer weights (not biases). ``clip_gradients`` clips by global norm.
     ``learning_rate_decay_rate``/``steps`` decay the rate as ``lr * rate ** (step / steps)``.
+
+    :param force_cpu: accepted for Coach compatibility, not used (rlframe runs on the CPU).
+    :param async_training: accepted for Coach compatibility, not used (one process).
+    :param shared_optimizer: accepted for Coach compatibility, not used (one process).
+    :param scale_down_gradients_by_number_of_workers_for_sync_training: accepted for Coach compatibility, not
+        used (one worker).
+    :param clip_gradients: rescale the gradient so that its global norm is at most this before each update;
+        None or 0: no clipping.
+    :param gradients_clipping_method: accepted for Coach compatibility, not used (clipping is always by
+        global norm).
+    :param l2_regularization: coefficient of ``0.5 * ||W||^2`` over the layer weights (not biases), applied as
+        weight decay in each update; 0: none.
+    :param learning_rate: the optimiser's step size.
+    :param learning_rate_decay_rate: with ``learning_rate_decay_steps``, the rate becomes
+        ``learning_rate * rate ** (updates / steps)``; 0: no decay.
+    :param learning_rate_decay_steps: the decay's time constant (gradient updates).
+    :param input_embedders_parameters: dict input name -> ``InputEmbedderParameters``; rlframe reads
+        ``'observation'``.
+    :param embedding_merger_type: accepted for Coach compatibility, not used (one input, nothing to merge).
+    :param middleware_parameters: ``FCMiddlewareParameters`` for the layers after the embedder, or None.
+    :param heads_parameters: the output heads; the DQN family takes its head from the first entry, Clipped PPO
+        always builds a value and a policy head.
+    :param use_separate_networks_per_head: accepted for Coach compatibility, not used (Clipped PPO always
+        gives its value and policy heads separate towers; the DQN family has one head).
+    :param optimizer_type: ``'Adam'`` or ``'RMSProp'``.
+    :param optimizer_epsilon: the epsilon added to the optimiser's denominator.
+    :param adam_optimizer_beta1: Adam's decay of the gradient average.
+    :param adam_optimizer_beta2: Adam's decay of the squared-gradient average.
+    :param rms_prop_optimizer_decay: RMSProp's decay of the squared-gradient average.
+    :param batch_size: samples in each minibatch of a gradient update (transitions).
+    :param replace_mse_with_huber_loss: the DQN family's TD loss is Huber (delta 1) instead of the squared error.
+    :param create_target_network: keep a target copy of the network (the DQN family needs one; Clipped PPO
+        uses none).
+    :param softmax_temperature: temperature of the softmax over Q-values that gives a DQN policy's action
+        probabilities (exported models, batch RL's off-policy evaluation).
+    :param should_get_softmax_probabilities: accepted for Coach compatibility, not used.
+    :param framework: accepted for Coach compatibility, not used (always MXNet Gluon).
     """
 
     def __init__(self, force_cpu: bool = False) -> None:
