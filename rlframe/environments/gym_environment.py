@@ -47,6 +47,10 @@ class EnvironmentParameters(Parameters):
     :param target_success_rate: success rate that ends training when the stop condition is applied.
     :param num_envs: environment copies that act at once (one batched network call per step); None lets
         the agent choose (see each agent's ``default_num_envs``).
+    :param human_control: accepted for Coach compatibility, not used (rlframe has no human play).
+    :param default_input_filter: accepted for Coach compatibility, not used (set ``agent_params.input_filter``).
+    :param default_output_filter: accepted for Coach compatibility, not used.
+    :param experiment_path: accepted for Coach compatibility, not used (the run's ``--experiment-path`` decides).
     """
 
     def __init__(self, level: str | None = None) -> None:
@@ -63,7 +67,16 @@ class EnvironmentParameters(Parameters):
 
 
 class GymEnvironmentParameters(EnvironmentParameters):
-    """Gymnasium environment parameters (Coach's ``GymEnvironmentParameters``)."""
+    """Gymnasium environment parameters (Coach's ``GymEnvironmentParameters``).
+
+    :param random_initialization_steps: accepted for Coach compatibility, not used (no random no-op steps at
+        the start of an episode).
+    :param max_over_num_frames: accepted for Coach compatibility, not used (no max-pooling over frames).
+    :param additional_simulator_parameters: keyword arguments passed to the level's callable (or added to a
+        registered id's own keyword arguments) when each environment copy is made.
+    :param observation_space_type: accepted for Coach compatibility, not used (the environment's own
+        observation space decides).
+    """
 
     def __init__(self, level: str | None = None) -> None:
         super().__init__(level)
