@@ -49,7 +49,19 @@ if TYPE_CHECKING:
 class ScheduleParameters(Parameters):
     """When each phase runs: ``heatup_steps``, then ``improve_steps`` of training, evaluating for
     ``evaluation_steps`` every ``steps_between_evaluation_periods``. All are step units (see
-    ``rlframe.core_types`` for what a ``TrainingSteps`` is)."""
+    ``rlframe.core_types`` for what a ``TrainingSteps`` is). The graph manager copies them when it is made, so
+    ``-cp`` overrides name them on the graph manager (``improve_steps=TrainingSteps(500)``).
+
+    :param heatup_steps: played before training to fill the memory, with uniformly random actions unless
+        ``heatup_using_network_decisions``; ``EnvironmentSteps`` or ``EnvironmentEpisodes`` (None: no heatup).
+        Batch RL without a dataset generates one from these steps.
+    :param evaluation_steps: the length of each evaluation phase (greedy or evaluation exploration, no
+        training); ``EnvironmentEpisodes`` or ``EnvironmentSteps``; None or 0: never evaluate.
+    :param steps_between_evaluation_periods: training played between two evaluation phases; in batch RL,
+        ``TrainingSteps(n)`` is n epochs over the dataset.
+    :param improve_steps: how long training lasts after heatup: ``TrainingSteps(n)`` is n training-phase
+        environment steps (n epochs in batch RL), or ``EnvironmentSteps``/``EnvironmentEpisodes``; must be set.
+    """
 
     def __init__(self) -> None:
         self.heatup_steps: StepMethod | None = None
