@@ -24,7 +24,13 @@ def _number(schedule: str, name: str, value: Any) -> float:
 
 
 class Schedule(Parameters):
-    """Base: ``current_value`` after ``steps_taken`` calls of :meth:`step`."""
+    """Base: ``current_value`` after ``steps_taken`` calls of :meth:`step`.
+
+    What one step is belongs to the parameter that holds the schedule (an e-greedy epsilon steps once per
+    training action the network chooses; see that parameter's meaning).
+
+    :param initial_value: the value at step 0.
+    """
 
     def __init__(self, initial_value: float) -> None:
         self.initial_value = _number(type(self).__name__, "initial_value", initial_value)
@@ -61,7 +67,11 @@ class ConstantSchedule(Schedule):
 
 
 class LinearSchedule(Schedule):
-    """From ``initial_value`` to ``final_value`` in ``decay_steps`` steps, then constant."""
+    """From ``initial_value`` to ``final_value`` in ``decay_steps`` steps, then constant.
+
+    :param final_value: the value from ``decay_steps`` on.
+    :param decay_steps: how many steps the linear change takes; 0 or less: ``final_value`` at once (schedule steps).
+    """
 
     def __init__(self, initial_value: float, final_value: float, decay_steps: int) -> None:
         super().__init__(initial_value)
@@ -78,7 +88,11 @@ class LinearSchedule(Schedule):
 
 
 class ExponentialSchedule(Schedule):
-    """``initial_value * decay_coefficient**step``, bounded by ``final_value``."""
+    """``initial_value * decay_coefficient**step``, bounded by ``final_value``.
+
+    :param final_value: the bound the value decays (or grows) to and then keeps.
+    :param decay_coefficient: the factor applied per step.
+    """
 
     def __init__(self, initial_value: float, final_value: float, decay_coefficient: float) -> None:
         super().__init__(initial_value)
@@ -99,6 +113,9 @@ class PieceWiseSchedule(Schedule):
     """Consecutive schedules, each for a duration: ``[(LinearSchedule(...), EnvironmentSteps(n)), ...]``.
 
     Each piece starts from its own step 0; after the last piece its final value is kept.
+
+    :param schedules: the ``(schedule, duration)`` pairs in order; a duration's ``num_steps`` counts schedule
+        steps whatever its unit class.
     """
 
     def __init__(self, schedules: Sequence[tuple[Schedule, StepMethod]]) -> None:
