@@ -24,7 +24,10 @@ class AlwaysDumpFilter(VideoDumpFilter):
 
 
 class SelectedPhaseOnlyDumpFilter(VideoDumpFilter):
-    """Record episodes of the given phase(s) only."""
+    """Record episodes of the given phase(s) only.
+
+    :param run_phases: the ``RunPhase`` (or list of them) whose episodes may be recorded, e.g. ``RunPhase.TEST``.
+    """
 
     def __init__(self, run_phases: RunPhase | list[RunPhase]) -> None:
         self.run_phases = run_phases if isinstance(run_phases, list) else [run_phases]
@@ -44,7 +47,10 @@ class MaxDumpFilter(VideoDumpFilter):
 
 
 class EveryNEpisodesDumpFilter(VideoDumpFilter):
-    """Record every ``num_episodes_between_dumps``-th episode."""
+    """Record every ``num_episodes_between_dumps``-th episode.
+
+    :param num_episodes_between_dumps: record an episode whose number is a multiple of this (episodes).
+    """
 
     def __init__(self, num_episodes_between_dumps: int) -> None:
         self.num_episodes_between_dumps = num_episodes_between_dumps
