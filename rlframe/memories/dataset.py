@@ -61,7 +61,11 @@ class CsvDataset(Parameters):
 
 
 class PickledReplayBuffer(Parameters):
-    """Coach's pickled-episodes dataset: refused, because unpickling a file runs code from it."""
+    """Coach's pickled-episodes dataset: refused, because unpickling a file runs code from it.
+
+    :param filepath: the pickle file Coach would load; constructing this object fails with a line saying to
+        write the episodes as a CSV and use ``CsvDataset``.
+    """
 
     def __init__(self, filepath: str) -> None:
         raise ParameterValueError(
