@@ -106,7 +106,11 @@ def pack_batch(obs: np.ndarray, next_obs: np.ndarray, action: np.ndarray, reward
 
 
 class DQNAlgorithmParameters(AlgorithmParameters):
-    """DQN's algorithm defaults: copy the target every 10,000 steps, train once every 4 steps."""
+    """DQN's algorithm defaults: copy the target every 10,000 steps, train once every 4 steps.
+
+    :param supports_parameter_noise: accepted for Coach compatibility, not used (rlframe has no parameter-noise
+        exploration).
+    """
 
     def __init__(self) -> None:
         super().__init__()
