@@ -29,7 +29,7 @@ from rlframe.exploration.e_greedy import EGreedy
 from rlframe.exploration.parameters import EGreedyParameters
 from rlframe.memories.dataset import TransitionDataset, minibatch_rows
 from rlframe.memories.experience_replay import ExperienceReplay, ExperienceReplayParameters, TransitionBatch, transition_capacity
-from rlframe.networks.blocks import MLP, observation_embedder
+from rlframe.networks.blocks import MLP, observation_embedder, q_head_output
 from rlframe.networks.network_wrapper import NetworkWrapper, TrainResult
 from rlframe.networks.parameters import FCMiddlewareParameters, InputEmbedderParameters, NetworkParameters, QHeadParameters
 from rlframe.outputs import signals
@@ -171,12 +171,12 @@ class DQNAgent(Agent):
         num_actions = spaces.action.num_actions
         net_params: NetworkParameters = agent_params.network_wrappers["main"]
         head = net_params.heads_parameters[0] if net_params.heads_parameters else QHeadParameters()
-        bias = getattr(head, "output_bias_initializer", None)
+        output = q_head_output(head, num_actions, "network_wrappers['main'].heads_parameters[0]")
         embedder = observation_embedder(net_params)
 
         def build(prefix: str) -> gluon.HybridBlock:
             return MLP(embedder, net_params.middleware_parameters, num_actions, spaces.observation_size,
-                       output_bias=bias, prefix=prefix)
+                       output=output, prefix=prefix)
 
         self.network = NetworkWrapper("main", net_params, build, spaces.observation_size)
         if self.network.target is None:
@@ -203,7 +203,7 @@ class DQNAgent(Agent):
     def choose_actions(self, obs: np.ndarray, phase: RunPhase) -> np.ndarray:
         q_values = self.network.predict(obs)
         self.signals[signals.Q].add_many(q_values.max(axis=1))
-        if self.transition_observers:  # someone records a dataset: keep the behaviour probabilities
+        if self.observes_transitions:  # someone records a dataset: keep the behaviour probabilities
             self.last_action_probabilities = self.exploration.probabilities(q_values, phase)
         return self.exploration.choose(q_values, phase)
 

@@ -16,8 +16,10 @@ from rlframe.networks.parameters import (
     MIDDLEWARE_SCHEMES,
     Dense,
     FCMiddlewareParameters,
+    HeadParameters,
     InputEmbedderParameters,
     NetworkParameters,
+    QHeadParameters,
 )
 
 ACTIVATIONS: dict[str, str | None] = {
@@ -96,6 +98,16 @@ def _describe_activation(block: gluon.HybridBlock) -> ActivationLayer:
     return ActivationLayer(block._act_type)
 
 
+def describe_block(block: gluon.HybridBlock) -> tuple[Layer, ...]:
+    """The layers of one block of an :class:`MLP`: a Dense layer (a snapshot of its weights), an activation made
+    by :func:`activation_block`, or an :class:`OutputBlock`'s own description."""
+    if isinstance(block, gluon.nn.Dense):
+        return (DenseLayer(block.weight.data().asnumpy(), block.bias.data().asnumpy()),)
+    if isinstance(block, OutputBlock):
+        return block.describe_layers()
+    return (_describe_activation(block),)
+
+
 def numpy_activation(layer: ActivationLayer) -> Callable[[np.ndarray], np.ndarray]:
     """The numpy function of an activation (as MXNet computes it)."""
     alpha = layer.alpha
@@ -121,7 +133,7 @@ def layer_sizes(scheme: Any, schemes: dict, where: str) -> list[int]:
     raise ParameterValueError(f"{where}.scheme = {scheme!r} is not a scheme: use one of {names}, or a list such as [Dense(64)].")
 
 
-def _dense(units: int, fan_in: int, weight_scale: float | None = None, bias: float | None = None) -> gluon.nn.Dense:
+def initialised_dense(units: int, fan_in: int, weight_scale: float | None = None, bias: float | None = None) -> gluon.nn.Dense:
     """A Dense layer initialised as PyTorch's default: weights and biases uniform in +-1/sqrt(fan_in).
 
     On CartPole DQN this kept late evaluations stable where Glorot weights with zero biases (Coach's
@@ -134,10 +146,60 @@ def _dense(units: int, fan_in: int, weight_scale: float | None = None, bias: flo
     return gluon.nn.Dense(units, in_units=fan_in, flatten=True, weight_initializer=weight_init, bias_initializer=bias_init)
 
 
+class OutputBlock(gluon.HybridBlock):
+    """An output layer that is more than one Dense layer: the middleware's output (B, H) -> (B, outputs).
+
+    :meth:`describe_layers` states what it computes as plain Dense and activation layers, with a snapshot of its
+    weights; numpy acting and export read only that, so it must equal the block's forward (to float32 rounding).
+    """
+
+    def describe_layers(self) -> tuple[Layer, ...]:
+        raise NotImplementedError
+
+
+#: Builds a network's output layer from its input width H (the middleware's output): a ``gluon.nn.Dense`` or an
+#: :class:`OutputBlock`. Called inside the network's name scope, once per copy (online, target).
+OutputBuilder = Callable[[int], gluon.HybridBlock]
+#: Turns a Q head's parameters and the number of actions A into the :data:`OutputBuilder` of its output (B, A).
+QHeadBuilder = Callable[[Any, int], OutputBuilder]
+
+_Q_HEADS: dict[type, QHeadBuilder] = {}
+
+
+def register_q_head(params_class: type[HeadParameters], builder: QHeadBuilder) -> None:
+    """Make ``params_class`` (and its subclasses) a head that the DQN family accepts in ``heads_parameters``.
+
+    A head's module registers itself when it is imported, which a preset does to construct its parameters.
+    """
+    _Q_HEADS[params_class] = builder
+
+
+def q_head_output(head: HeadParameters, num_actions: int, where: str) -> OutputBuilder:
+    """The output layer of the Q head ``head`` (Q-values (B, A) from the middleware's output); ``where`` names
+    the parameter in the error of a head no Q network can use."""
+    for cls in type(head).__mro__:
+        if cls in _Q_HEADS:
+            return _Q_HEADS[cls](head, num_actions)
+    raise ParameterValueError(
+        f"{where} = {type(head).__name__}() is not a Q head; use one of: "
+        f"{', '.join(f'{cls.__name__}()' for cls in _Q_HEADS)}."
+    )
+
+
+def _plain_q_head(head: QHeadParameters, num_actions: int) -> OutputBuilder:
+    """One Dense(A), its bias initialised to ``output_bias_initializer`` when set."""
+    return lambda fan_in: initialised_dense(num_actions, fan_in, bias=head.output_bias_initializer)
+
+
+register_q_head(QHeadParameters, _plain_q_head)
+
+
 class MLP(gluon.HybridBlock):
     """Observation (B, D) -> embedder layers -> middleware layers -> output layer (B, num_outputs).
 
-    With ``num_outputs=0`` there is no output layer (the middleware output is returned).
+    The output layer is Dense(num_outputs), or what ``output`` builds (e.g. :func:`q_head_output`'s, whose width
+    must then be ``num_outputs``). With ``num_outputs=0`` and no ``output`` there is no output layer (the
+    middleware output is returned).
     """
 
     def __init__(
@@ -148,6 +210,7 @@ class MLP(gluon.HybridBlock):
         input_size: int,
         output_bias: float | None = None,
         output_weight_scale: float | None = None,
+        output: OutputBuilder | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -166,14 +229,16 @@ class MLP(gluon.HybridBlock):
             fan_in = input_size
             for sizes, activation, stage_where in stages:
                 for units in sizes:
-                    self.body.add(_dense(units, fan_in))
+                    self.body.add(initialised_dense(units, fan_in))
                     fan_in = units
                     act = activation_block(activation, stage_where)
                     if act is not None:
                         self.body.add(act)
             self.output = None
-            if num_outputs:
-                self.output = _dense(num_outputs, fan_in, output_weight_scale, output_bias)
+            if output is not None:
+                self.output = output(fan_in)
+            elif num_outputs:
+                self.output = initialised_dense(num_outputs, fan_in, output_weight_scale, output_bias)
 
     def _scale_input(self, F: Any, x: Any) -> Any:
         if self._offset != 0.0 or self._rescale != 1.0:
@@ -190,9 +255,8 @@ class MLP(gluon.HybridBlock):
 
     def describe(self) -> MLPDescription:
         """This block's computation with a snapshot of its current weights (for numpy acting and for export)."""
-        layers = tuple(DenseLayer(layer.weight.data().asnumpy(), layer.bias.data().asnumpy())
-                       if isinstance(layer, gluon.nn.Dense) else _describe_activation(layer)
-                       for layer in [*self.body, *([self.output] if self.output is not None else [])])
+        layers = tuple(layer for block in [*self.body, *([self.output] if self.output is not None else [])]
+                       for layer in describe_block(block))
         return MLPDescription(self._offset, self._rescale, self._clip, layers)
 
     def numpy_forward(self) -> Callable[[np.ndarray], np.ndarray]:
