@@ -18,6 +18,83 @@ from rlframe.errors import ParameterValueError
 from rlframe.parameters import Parameters
 
 
+class RunningMoments:
+    """Running count, mean and spread of a stream of batches, merged with the parallel update of Chan et al.
+
+    Each batch is reduced to its own (rows, mean, sum of squared deviations from that mean) and merged into the
+    running ones, so the variance never comes from subtracting two large sums of squares: values around 1e6
+    with std 1 keep their std to float64 precision, where ``E[x^2] - E[x]^2`` cancels to noise.
+
+    Coach's prior is kept: ``prior_count`` (Coach's 1e-2) pseudo-rows of variance 1, so a first batch of identical
+    rows is not divided by a zero std, and a variance floor of ``prior_count``. Unlike Coach's sums the prior
+    carries no mean: a pseudo-row at 0 pulled the mean by ``prior_count * mean / rows`` and added
+    ``prior_count * mean^2 / rows`` to the variance (std 1250 after 6,400 rows of std 1 around 1e6).
+
+    :param prior_count: the prior's weight in rows; also the floor of the variance.
+    """
+
+    def __init__(self, prior_count: float) -> None:
+        self.prior_count = prior_count
+        self.rows = 0.0
+        #: float64, the shape of one row; None before the first row
+        self.mean: np.ndarray | None = None
+        #: float64 sum of squared deviations of the rows from ``mean``, the shape of one row
+        self.m2: np.ndarray | None = None
+
+    def update(self, batch: np.ndarray) -> None:
+        """Merge ``batch`` (B, ...): B rows of the shape of one row; B = 0 changes nothing."""
+        if batch.shape[0] == 0:
+            return
+        batch = batch.astype(np.float64)
+        added = float(batch.shape[0])
+        batch_mean = batch.mean(axis=0)
+        batch_m2 = np.square(batch - batch_mean).sum(axis=0)
+        if self.mean is None or self.m2 is None:
+            self.mean, self.m2 = batch_mean, batch_m2
+        else:
+            total = self.rows + added
+            delta = batch_mean - self.mean
+            self.mean = self.mean + delta * (added / total)
+            self.m2 = self.m2 + batch_m2 + np.square(delta) * (self.rows * added / total)
+        self.rows += added
+
+    @property
+    def count(self) -> float:
+        """Rows seen plus the prior's (Coach's ``_count``)."""
+        return self.rows + self.prior_count
+
+    def std(self) -> np.ndarray:
+        """sqrt(max((m2 + prior) / (rows + prior), prior)), float64, the shape of one row (a scalar before the
+        first row, when it is 1)."""
+        m2 = self.m2 if self.m2 is not None else np.float64(0.0)
+        return np.sqrt(np.maximum((m2 + self.prior_count) / self.count, self.prior_count))
+
+    def state(self) -> dict[str, np.ndarray]:
+        """``_count`` (Coach's meaning: rows plus the prior), and once rows were seen ``_mean``, ``_m2`` and ``_std``."""
+        if self.mean is None or self.m2 is None:
+            return {"_count": np.asarray(self.count)}
+        return {"_count": np.asarray(self.count), "_mean": self.mean, "_m2": self.m2, "_std": self.std()}
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        """Load what :meth:`state` wrote, or the ``_count``/``_sum``/``_sum_squares`` of checkpoints written before
+        the parallel update (their statistics, and the precision they had, carry over). An empty ``state`` (a
+        filter that had no state in the checkpoint) starts afresh."""
+        self.rows = max(float(state.get("_count", self.prior_count)) - self.prior_count, 0.0)
+        self.mean = self.m2 = None
+        if self.rows <= 0.0:
+            self.rows = 0.0
+        elif "_m2" in state:
+            self.mean = np.asarray(state["_mean"], dtype=np.float64)
+            self.m2 = np.asarray(state["_m2"], dtype=np.float64)
+        elif "_sum" in state:
+            total = np.asarray(state["_sum"], dtype=np.float64)
+            self.mean = total / self.rows
+            squares = np.asarray(state["_sum_squares"], dtype=np.float64) - self.prior_count  # minus the prior's
+            self.m2 = np.maximum(squares - total * self.mean, 0.0)
+        else:  # a count without statistics: nothing to continue from
+            self.rows = 0.0
+
+
 class ObservationFilter(Parameters):
     """Base of observation filters."""
 
@@ -47,7 +124,11 @@ class RewardFilter(Parameters):
 
 
 class InputFilter(Parameters):
-    """Observation filters per observation name, then reward filters, each applied in insertion order."""
+    """Observation filters per observation name, then reward filters, each applied in insertion order.
+
+    :param observation_filters: observation name -> (filter name -> observation filter), in the order applied.
+    :param reward_filters: filter name -> reward filter, in the order applied.
+    """
 
     def __init__(self) -> None:
         self.observation_filters: "OrderedDict[str, OrderedDict[str, ObservationFilter]]" = OrderedDict()
@@ -114,7 +195,10 @@ class NoInputFilter(InputFilter):
 
 
 class OutputFilter(Parameters):
-    """Maps agent actions to environment actions; rlframe ships no action filters, so this is the identity."""
+    """Maps agent actions to environment actions; rlframe ships no action filters, so this is the identity.
+
+    :param action_filters: filter name -> action filter (accepted for Coach compatibility; always empty).
+    """
 
     def __init__(self) -> None:
         self.action_filters: "OrderedDict[str, Any]" = OrderedDict()

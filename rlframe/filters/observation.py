@@ -3,14 +3,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from rlframe.filters.filter import ObservationFilter
+from rlframe.filters.filter import ObservationFilter, RunningMoments
 
 
 class ObservationNormalizationFilter(ObservationFilter):
     """Running mean/std normalisation, ``clip((obs - mean) / std, clip_min, clip_max)``.
 
-    Statistics start at a count of 1e-2 with std floored at sqrt(1e-2), as in Coach's numpy
-    implementation, so the first observations are not blown up by a near-zero std.
+    Statistics carry Coach's prior (a count of 1e-2 of variance 1, std floored at sqrt(1e-2)), so the first
+    observations are not blown up by a near-zero std; see :class:`~rlframe.filters.filter.RunningMoments`. Before
+    the first update the filter only clips.
+
+    Checkpoint state: ``_count`` (observations plus the prior), ``_mean``, ``_m2`` (sum of squared deviations from
+    the mean) and ``_std``, each (D,) float64; checkpoints with Coach's ``_sum``/``_sum_squares`` still load.
 
     :param clip_min: lower bound of the normalised observation.
     :param clip_max: upper bound of the normalised observation.
@@ -23,37 +27,24 @@ class ObservationNormalizationFilter(ObservationFilter):
         self.clip_min = clip_min
         self.clip_max = clip_max
         self.name = name
-        self._count = self._EPSILON
-        self._sum: np.ndarray | None = None
-        self._sum_squares: np.ndarray | None = None
+        self._moments = RunningMoments(self._EPSILON)
         self._scale: tuple[np.ndarray, np.ndarray] | None = None  # (mean, std) as float32, for filter()
-
-    def _update(self, observation: np.ndarray) -> None:
-        batch = observation.reshape(observation.shape[0], -1).astype(np.float64)
-        if self._sum is None:
-            self._sum = np.zeros(batch.shape[1])
-            self._sum_squares = np.full(batch.shape[1], self._EPSILON)
-        self._count += batch.shape[0]
-        self._sum += batch.sum(axis=0)
-        self._sum_squares += np.square(batch).sum(axis=0)
-        self._scale = None
 
     @property
     def mean(self) -> np.ndarray:
-        return self._sum / self._count if self._sum is not None else np.zeros(1)
+        """The running mean (D,) float64; zeros(1) before the first update."""
+        return self._moments.mean if self._moments.mean is not None else np.zeros(1)
 
     @property
     def std(self) -> np.ndarray:
-        if self._sum is None:
-            return np.ones(1)
-        variance = np.maximum(self._sum_squares / self._count - np.square(self.mean), self._EPSILON)
-        return np.sqrt(variance)
+        """The running std (D,) float64, floored at sqrt(1e-2); ones(1) before the first update."""
+        return self._moments.std() if self._moments.mean is not None else np.ones(1)
 
     @property
     def scale(self) -> tuple[np.ndarray, np.ndarray]:
         """The float32 (mean, std) that :meth:`filter` normalises with, each (D,); (0, 1) before the first update,
         when the filter only clips."""
-        if self._sum is None:
+        if self._moments.mean is None:
             return np.zeros(1, np.float32), np.ones(1, np.float32)
         if self._scale is None:  # acting filters a few observations per call: compute mean and std once
             self._scale = (self.mean.astype(np.float32), self.std.astype(np.float32))
@@ -61,27 +52,18 @@ class ObservationNormalizationFilter(ObservationFilter):
 
     def filter(self, observation: np.ndarray, update: bool) -> np.ndarray:
         if update:
-            self._update(observation)
+            self._moments.update(observation.reshape(observation.shape[0], -1))
+            self._scale = None
         flat = np.asarray(observation, dtype=np.float32).reshape(observation.shape[0], -1)
-        if self._sum is not None:
+        if self._moments.mean is not None:
             mean, std = self.scale
             flat = (flat - mean) / std
         # minimum/maximum: np.clip costs ~10 us of dispatch on a small array (numpy < 1.25)
         return np.minimum(np.maximum(flat, self.clip_min), self.clip_max).reshape(observation.shape)
 
     def state(self) -> dict[str, np.ndarray]:
-        if self._sum is None:
-            return {"_count": np.asarray(self._count)}
-        return {
-            "_count": np.asarray(self._count),
-            "_sum": self._sum,
-            "_sum_squares": self._sum_squares,
-            "_mean": self.mean,
-            "_std": self.std,
-        }
+        return self._moments.state()
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
-        self._count = float(state.get("_count", self._EPSILON))
-        self._sum = np.asarray(state["_sum"], dtype=np.float64) if "_sum" in state else None
-        self._sum_squares = np.asarray(state["_sum_squares"], dtype=np.float64) if "_sum_squares" in state else None
+        self._moments.load_state(state)
         self._scale = None

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from rlframe.filters.filter import RewardFilter
+from rlframe.filters.filter import RewardFilter, RunningMoments
 
 
 class RewardRescaleFilter(RewardFilter):
-    """Multiply rewards by ``rescale_factor``."""
+    """Multiply rewards by ``rescale_factor``.
+
+    :param rescale_factor: the factor every reward is multiplied by.
+    """
 
     def __init__(self, rescale_factor: float) -> None:
         self.rescale_factor = rescale_factor
@@ -17,7 +20,11 @@ class RewardRescaleFilter(RewardFilter):
 
 
 class RewardClippingFilter(RewardFilter):
-    """Clip rewards to ``[clipping_low, clipping_high]``."""
+    """Clip rewards to ``[clipping_low, clipping_high]``.
+
+    :param clipping_low: the lowest reward let through (reward units).
+    :param clipping_high: the highest reward let through (reward units).
+    """
 
     def __init__(self, clipping_low: float = -np.inf, clipping_high: float = np.inf) -> None:
         self.clipping_low = clipping_low
@@ -28,29 +35,28 @@ class RewardClippingFilter(RewardFilter):
 
 
 class RewardNormalizationFilter(RewardFilter):
-    """Divide rewards by their running std, clipped to ``[clip_min, clip_max]``."""
+    """Divide rewards by their running std, clipped to ``[clip_min, clip_max]``.
+
+    The std carries Coach's prior (a count of 1e-2 of variance 1, variance floored at 1e-2; see
+    :class:`~rlframe.filters.filter.RunningMoments`), so it is 1 before the first update. Checkpoint state:
+    ``_count``, ``_mean``, ``_m2``, ``_std`` (scalars); checkpoints with ``_sum``/``_sum_squares`` still load.
+
+    :param clip_min: lower bound of the normalised reward.
+    :param clip_max: upper bound of the normalised reward.
+    """
 
     def __init__(self, clip_min: float = -5.0, clip_max: float = 5.0) -> None:
         self.clip_min = clip_min
         self.clip_max = clip_max
-        self._count = 1e-2
-        self._sum = 0.0
-        self._sum_squares = 1e-2
+        self._moments = RunningMoments(1e-2)
 
     def filter(self, reward: np.ndarray, update: bool) -> np.ndarray:
         if update:
-            self._count += reward.size
-            self._sum += float(reward.sum())
-            self._sum_squares += float(np.square(reward).sum())
-        mean = self._sum / self._count
-        std = np.sqrt(max(self._sum_squares / self._count - mean * mean, 1e-2))
-        return np.clip(reward / std, self.clip_min, self.clip_max).astype(np.float32)
+            self._moments.update(np.ravel(reward))
+        return np.clip(reward / self._moments.std(), self.clip_min, self.clip_max).astype(np.float32)
 
     def state(self) -> dict[str, np.ndarray]:
-        return {"_count": np.asarray(self._count), "_sum": np.asarray(self._sum), "_sum_squares": np.asarray(self._sum_squares)}
+        return self._moments.state()
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
-        if state:
-            self._count = float(state["_count"])
-            self._sum = float(state["_sum"])
-            self._sum_squares = float(state["_sum_squares"])
+        self._moments.load_state(state)
