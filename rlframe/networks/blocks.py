@@ -160,8 +160,9 @@ class OutputBlock(gluon.HybridBlock):
 #: Builds a network's output layer from its input width H (the middleware's output): a ``gluon.nn.Dense`` or an
 #: :class:`OutputBlock`. Called inside the network's name scope, once per copy (online, target).
 OutputBuilder = Callable[[int], gluon.HybridBlock]
-#: Turns a Q head's parameters and the number of actions A into the :data:`OutputBuilder` of its output (B, A).
-QHeadBuilder = Callable[[Any, int], OutputBuilder]
+#: Turns a Q head's parameters, the number of actions A and the parameter's path (for error messages, e.g.
+#: ``network_wrappers['main'].heads_parameters[0]``) into the :data:`OutputBuilder` of its output (B, A).
+QHeadBuilder = Callable[[Any, int, str], OutputBuilder]
 
 _Q_HEADS: dict[type, QHeadBuilder] = {}
 
@@ -175,18 +176,18 @@ def register_q_head(params_class: type[HeadParameters], builder: QHeadBuilder) -
 
 
 def q_head_output(head: HeadParameters, num_actions: int, where: str) -> OutputBuilder:
-    """The output layer of the Q head ``head`` (Q-values (B, A) from the middleware's output); ``where`` names
-    the parameter in the error of a head no Q network can use."""
+    """The output layer of the Q head ``head`` (Q-values (B, A) from the middleware's output); ``where``, the
+    head's parameter path, names it in errors (a head no Q network can use, a bad value in the head)."""
     for cls in type(head).__mro__:
         if cls in _Q_HEADS:
-            return _Q_HEADS[cls](head, num_actions)
+            return _Q_HEADS[cls](head, num_actions, where)
     raise ParameterValueError(
         f"{where} = {type(head).__name__}() is not a Q head; use one of: "
         f"{', '.join(f'{cls.__name__}()' for cls in _Q_HEADS)}."
     )
 
 
-def _plain_q_head(head: QHeadParameters, num_actions: int) -> OutputBuilder:
+def _plain_q_head(head: QHeadParameters, num_actions: int, where: str) -> OutputBuilder:
     """One Dense(A), its bias initialised to ``output_bias_initializer`` when set."""
     return lambda fan_in: initialised_dense(num_actions, fan_in, bias=head.output_bias_initializer)
 
