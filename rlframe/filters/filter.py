@@ -162,6 +162,11 @@ class InputFilter(Parameters):
             observation = obs_filter.filter(observation, update)
         return observation
 
+    def update_statistics(self, observation: np.ndarray) -> None:
+        """Update the stateful ``'observation'`` filters' statistics with a (N, D) batch, as
+        ``filter_observation(observation, update=True)`` does, without keeping the output."""
+        self.filter_observation(observation, update=True)
+
     def filter_reward(self, reward: np.ndarray, update: bool) -> np.ndarray:
         for reward_filter in self.reward_filters.values():
             reward = reward_filter.filter(reward, update)
