@@ -18,6 +18,8 @@ from rlframe.cli import prepare, train_main, validate_main
 from rlframe.core_types import EnvironmentEpisodes, EnvironmentSteps, TrainingSteps
 from rlframe.errors import UnknownParameterError
 
+pytestmark = pytest.mark.integration
+
 # SageMaker's default metric definitions for Coach (sagemaker-examples.md section 6).
 TRAINING_REWARD = re.compile(r"^Training>.*Total reward=(.*?),", re.MULTILINE)
 TESTING_REWARD = re.compile(r"^Testing>.*Total reward=(.*?),", re.MULTILINE)

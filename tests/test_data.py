@@ -23,6 +23,8 @@ import pytest
 from rlframe.data import VectoredGymEnvironment, collect_main
 from rlframe.errors import EnvironmentLevelError, ParameterValueError
 
+pytestmark = pytest.mark.unit
+
 HEADER = ("action,all_action_probabilities,episode_id,reward,cumulative_rewards,"
           "state_feature_0,state_feature_1,state_feature_2,state_feature_3")
 UNIFORM = [0.5, 0.5]

@@ -25,6 +25,8 @@ import pytest
 from rlframe.cli import train_main
 from rlframe.outputs.csv_logger import csv_file_name
 
+pytestmark = pytest.mark.integration
+
 CSV = csv_file_name("simple_rl_graph")
 BATCH_CSV = csv_file_name("batch_rl_graph")
 SCHEDULE = "heatup_steps=EnvironmentSteps(100);evaluation_steps=EnvironmentEpisodes(1)"

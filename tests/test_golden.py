@@ -4,6 +4,8 @@ import pytest
 
 from rlframe.cli import train_main, validate_main
 
+pytestmark = pytest.mark.golden
+
 CSV_NAME = "worker_0.simple_rl_graph.main_level.main_level.agent_0.csv"
 
 

@@ -1,8 +1,11 @@
 """The SageMaker Mountain Car notebook's hyperparameters, run against its Clipped PPO preset."""
 import pandas as pd
+import pytest
 import yaml
 
 from rlframe.cli import train_main
+
+pytestmark = pytest.mark.integration
 
 CSV_NAME = "worker_0.simple_rl_graph.main_level.main_level.agent_0.csv"
 NOTEBOOK = ["--discount", "0.995", "--gae_lambda", "0.997", "--evaluation_episodes", "3", "--improve_steps", "100000",

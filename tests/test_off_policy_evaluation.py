@@ -19,6 +19,8 @@ from rlframe.off_policy_evaluation import (
     weighted_importance_sampling,
 )
 
+pytestmark = pytest.mark.unit
+
 # ---------------------------------------------------------------------------------------------------------
 # A tiny dataset: episode 7 has 3 transitions (rows 0-2), episode 3 has 2 (rows 3-4); 2 actions.
 # Episode ids deliberately not sorted, so nothing may rely on ids being 0, 1, ...

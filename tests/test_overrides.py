@@ -27,6 +27,8 @@ from rlframe.parameters import EmbedderScheme, MiddlewareScheme
 from rlframe.presets import load_preset
 from rlframe.schedules import ConstantSchedule, LinearSchedule, PieceWiseSchedule
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture
 def cartpole() -> GraphManager:

@@ -15,6 +15,8 @@ import pytest
 
 from rlframe.cli import train_main
 
+pytestmark = pytest.mark.unit
+
 DQN = ["-p", "preset-cartpole-dqn"]
 PPO_CONTINUOUS = ["-p", "preset-mountain-car-continuous-clipped-ppo"]
 PPO_DISCRETE = ["-p", "preset-cartpole-clippedppo"]

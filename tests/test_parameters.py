@@ -32,6 +32,8 @@ from rlframe.parameters import (
 from rlframe.presets import load_preset
 from rlframe.schedules import ConstantSchedule, ExponentialSchedule, LinearSchedule, PieceWiseSchedule, Schedule
 
+pytestmark = pytest.mark.unit
+
 
 def _cartpole_graph_manager() -> BasicRLGraphManager:
     return BasicRLGraphManager(

@@ -15,6 +15,8 @@ from rlframe.errors import RlframeError
 from rlframe.outputs.csv_logger import CsvLogger, csv_file_name
 from rlframe.plot import build_figure, plot_csv, plot_main, read_csv
 
+pytestmark = pytest.mark.unit
+
 SIGNALS = ["Loss/Mean", "Loss/Stdev", "Loss/Max", "Loss/Min"]
 EVALUATED_AFTER = (3, 6)
 

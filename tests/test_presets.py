@@ -17,12 +17,14 @@ from rlframe.core_types import EnvironmentEpisodes, EnvironmentSteps, TrainingSt
 from rlframe.errors import PresetError
 from rlframe.graph_managers.basic_rl import BasicRLGraphManager
 from rlframe.graph_managers.graph_manager import GraphManager
+from rlframe.integrations.coach_launcher import short_dynamic_import
 from rlframe.memories.memory import MemoryGranularity
 from rlframe.parameters import TaskParameters
-from rlframe.integrations.coach_launcher import short_dynamic_import
 from rlframe.presets import available_presets, find_preset, load_preset
 from rlframe.schedules import LinearSchedule
 from rlframe.shipped import shipped_dir
+
+pytestmark = pytest.mark.unit
 
 WritePreset = Callable[..., Path]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -6,8 +6,11 @@ import sys
 import time
 
 import pandas as pd
+import pytest
 
 from rlframe.cli import train_main
+
+pytestmark = pytest.mark.integration
 
 CSV_NAME = "worker_0.simple_rl_graph.main_level.main_level.agent_0.csv"
 SCHEDULE = "heatup_steps=EnvironmentSteps(200);steps_between_evaluation_periods=EnvironmentEpisodes(10)"

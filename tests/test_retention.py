@@ -20,6 +20,8 @@ import pytest
 
 from rlframe.cli import train_main
 
+pytestmark = pytest.mark.integration
+
 FILE = re.compile(r"\A(?P<name>(?P<id>[0-9]+)_Step-[0-9]+\.ckpt)\.")
 BEST = re.compile(r"^Checkpoint> best by off-policy evaluation so far \((?P<estimate>[^)]*)\): (?P<name>\S+)$", re.MULTILINE)
 MXNET_LOG = re.compile(r"^\[\d\d:\d\d:\d\d\] \.\./src/\S+:\d+: ")

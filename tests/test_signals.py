@@ -26,6 +26,8 @@ import pytest
 from rlframe.cli import train_main
 from rlframe.outputs.csv_logger import csv_file_name
 
+pytestmark = pytest.mark.integration
+
 EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130}
 ONLINE_CSV = csv_file_name("simple_rl_graph")
 BATCH_CSV = csv_file_name("batch_rl_graph")

@@ -21,6 +21,8 @@ import pytest
 
 from rlframe.cli import train_main
 
+pytestmark = pytest.mark.integration
+
 SCHEDULE = "heatup_steps=EnvironmentSteps(100);evaluation_steps=EnvironmentEpisodes(1)"
 SHORT = SCHEDULE + ";improve_steps=TrainingSteps(300)"
 #: MXNet's own log lines on stderr (``[15:08:00] ../src/executor/graph_executor.cc:2072: Subgraph backend ...``)

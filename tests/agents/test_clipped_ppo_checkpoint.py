@@ -1,9 +1,12 @@
 """Clipped PPO through a run: its CSV signals, and its state through a checkpoint (normaliser, policy)."""
 import numpy as np
 import pandas as pd
+import pytest
 
 from rlframe.cli import prepare
 from rlframe.core_types import RunPhase
+
+pytestmark = pytest.mark.unit
 
 SHORT = "improve_steps=TrainingSteps(2500);steps_between_evaluation_periods=EnvironmentSteps(100000)"
 

@@ -5,6 +5,8 @@ from mxnet import autograd, nd
 
 from rlframe.agents.dqn import td_loss, td_target
 
+pytestmark = pytest.mark.unit
+
 
 def _batch():
     # Three transitions: an ordinary one, a terminated one, a truncated one (time limit, not terminal).

@@ -27,6 +27,8 @@ from rlframe.cli import train_main
 from rlframe.environments.gym_compat import GymApiAdapter, install_gym_fallback, is_gym_fallback
 from rlframe.environments.gym_environment import GymVectorEnvironment, make_env_factory
 
+pytestmark = pytest.mark.integration
+
 CSV_NAME = "worker_0.simple_rl_graph.main_level.main_level.agent_0.csv"
 
 LAYOUT_MODULE = '''\

@@ -11,6 +11,8 @@ import pytest
 from rlframe.export.cli import main
 from rlframe.outputs.checkpoints import STATE_FILE
 
+pytestmark = pytest.mark.unit
+
 MODEL_FILES = ["model.onnx", "policy-0000.params", "policy-symbol.json", "rlframe-model.json"]
 
 

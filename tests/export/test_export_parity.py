@@ -17,9 +17,12 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 
-from exported_models import mxnet_import_outputs, onnxruntime_outputs, symbol_outputs
 from rlframe.core_types import RunPhase
 from rlframe.outputs.checkpoints import STATE_FILE
+
+from exported_models import mxnet_import_outputs, onnxruntime_outputs, symbol_outputs
+
+pytestmark = pytest.mark.unit
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sagemaker"
 RUNS = ["dqn", "ddqn_bcq", "ppo_discrete", "ppo_continuous", "dqn_normalised", "ppo_continuous_normalised"]

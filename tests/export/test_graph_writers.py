@@ -11,7 +11,6 @@ import onnx
 import pytest
 from mxnet import nd
 
-from exported_models import mxnet_import_outputs, onnxruntime_outputs
 from rlframe.export.graph import ExportError, Normalization, PolicyGraph, QValues, normalization_steps
 from rlframe.export.onnx_graph import policy_to_onnx
 from rlframe.export.symbol import policy_to_symbol
@@ -20,6 +19,10 @@ from rlframe.filters.observation import ObservationNormalizationFilter
 from rlframe.networks.blocks import ACTIVATIONS, MLP
 from rlframe.networks.parameters import Dense, FCMiddlewareParameters, InputEmbedderParameters
 from rlframe.spaces import DiscreteActionSpace, VectorObservationSpace
+
+from exported_models import mxnet_import_outputs, onnxruntime_outputs
+
+pytestmark = pytest.mark.unit
 
 
 def q_network(activation: str, input_size: int) -> MLP:

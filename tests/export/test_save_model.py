@@ -14,11 +14,15 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+import pytest
 
-from exported_models import write_preset
 from rlframe.cli import train_main
 from rlframe.export import export_checkpoint
 from rlframe.outputs.checkpoints import STATE_FILE
+
+from exported_models import write_preset
+
+pytestmark = pytest.mark.integration
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sagemaker"
 #: a bound on waiting for a subprocess on a slow machine, not a measurement

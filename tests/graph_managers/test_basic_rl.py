@@ -3,11 +3,14 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 from PIL import Image
 
 from rlframe.cli import train_main
 from rlframe.outputs.csv_logger import FIXED_COLUMNS
+
+pytestmark = pytest.mark.integration
 
 CSV_NAME = "worker_0.simple_rl_graph.main_level.main_level.agent_0.csv"
 SHORT = "improve_steps=TrainingSteps(400);heatup_steps=EnvironmentSteps(200);" \

@@ -11,6 +11,8 @@ from rlframe.graph_managers.batch_rl import OPE_COLUMNS
 from rlframe.outputs.csv_logger import csv_file_name
 from rlframe.outputs.screen import format_value
 
+pytestmark = pytest.mark.integration
+
 CSV = csv_file_name("batch_rl_graph")
 
 

@@ -21,6 +21,8 @@ from rlframe.core_types import EnvironmentSteps, TrainingSteps
 from rlframe.parameters import Frameworks, to_plain
 from rlframe.presets import load_preset
 
+pytestmark = pytest.mark.integration
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sagemaker"
 SHORT_RUN = ("improve_steps=TrainingSteps(120);heatup_steps=EnvironmentSteps(60);"
              "evaluation_steps=EnvironmentEpisodes(1);steps_between_evaluation_periods=EnvironmentSteps(60)")

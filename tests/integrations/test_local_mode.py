@@ -21,6 +21,8 @@ import pytest
 from rlframe.integrations.sagemaker.local import main as local_main
 from rlframe.integrations.sagemaker.local import read_hyperparameters
 
+pytestmark = pytest.mark.integration
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sagemaker"
 LOCAL = [sys.executable, "-m", "rlframe.integrations.sagemaker.local"]
 CSV_NAME = "worker_0.simple_rl_graph.main_level.main_level.agent_0.csv"

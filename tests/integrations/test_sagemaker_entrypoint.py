@@ -21,6 +21,8 @@ import pytest
 from rlframe.integrations.sagemaker.environment import read_environment
 from rlframe.integrations.sagemaker.paths import SageMakerConfigError, SageMakerPaths, current_host, in_sagemaker_job
 
+pytestmark = pytest.mark.integration
+
 ENTRYPOINT = [sys.executable, "-m", "rlframe.integrations.sagemaker.entrypoint"]
 
 #: as an SDK estimator writes them: every value a string, JSON-encoded or (plain Estimator) str()

@@ -23,6 +23,8 @@ from rlframe.export import export_checkpoint
 from rlframe.integrations.sagemaker.launcher import SageMakerCoachPresetLauncher
 from rlframe.outputs.checkpoints import STATE_FILE
 
+pytestmark = pytest.mark.integration
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sagemaker"
 CSV_NAME = "worker_0.simple_rl_graph.main_level.main_level.agent_0.csv"
 #: the CartPole fixture's own shortcuts (play_steps has a tie), a notebook shortcut and an rl.* path

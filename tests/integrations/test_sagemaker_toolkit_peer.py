@@ -21,8 +21,10 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-
+import pytest
 import sagemaker_training  # noqa: F401  (a test dependency: fail here, not with a missing command below)
+
+pytestmark = pytest.mark.integration
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sagemaker"
 TOOLKIT_TRAIN = str(Path(sys.executable).parent / "train")

@@ -19,6 +19,9 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.integration
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sagemaker"
 LOCAL = [sys.executable, "-m", "rlframe.integrations.sagemaker.local"]

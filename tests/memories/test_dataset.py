@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from rlframe.errors import ParameterValueError
 from rlframe.memories.dataset import (
     CsvDataset,
     DatasetError,
@@ -14,8 +15,9 @@ from rlframe.memories.dataset import (
     resolve_dataset_path,
     split_episodes,
 )
-from rlframe.errors import ParameterValueError
 from rlframe.spaces import DiscreteActionSpace, RewardSpace, SpacesDefinition, StateSpace, VectorObservationSpace
+
+pytestmark = pytest.mark.unit
 
 SPACES = SpacesDefinition(StateSpace({"observation": VectorObservationSpace(2)}), None, DiscreteActionSpace(2), RewardSpace(1))
 

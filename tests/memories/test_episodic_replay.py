@@ -1,6 +1,9 @@
 import numpy as np
+import pytest
 
 from rlframe.memories.episodic_replay import Rollout
+
+pytestmark = pytest.mark.unit
 
 
 def _store(rollout, env_index, step, done=False, terminated=False):

@@ -1,6 +1,9 @@
 import numpy as np
+import pytest
 
 from rlframe.memories.experience_replay import ExperienceReplay, TransitionBatch
+
+pytestmark = pytest.mark.unit
 
 
 def _batch(start, count):

@@ -6,6 +6,8 @@ from mxnet import nd
 from rlframe.networks.blocks import ACTIVATIONS, MLP, ActorCritic
 from rlframe.networks.parameters import Dense, FCMiddlewareParameters, InputEmbedderParameters
 
+pytestmark = pytest.mark.unit
+
 
 def _initialised(block, input_size, seed):
     block.initialize()

@@ -7,6 +7,8 @@ from rlframe.networks.blocks import MLP
 from rlframe.networks.network_wrapper import NetworkWrapper
 from rlframe.networks.parameters import Dense, FCMiddlewareParameters, InputEmbedderParameters, NetworkParameters
 
+pytestmark = pytest.mark.unit
+
 
 def _wrapper(activation="relu", bias=None):
     params = NetworkParameters()

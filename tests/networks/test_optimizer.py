@@ -6,6 +6,8 @@ from mxnet import gluon, nd
 from rlframe.networks.optimizer import FLUSH_EVERY, Optimizer
 from rlframe.networks.parameters import NetworkParameters
 
+pytestmark = pytest.mark.unit
+
 
 def _dense(seed):
     layer = gluon.nn.Dense(3, in_units=2, prefix=f"d{seed}_")

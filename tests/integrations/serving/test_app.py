@@ -8,8 +8,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from rlframe.integrations.serving.app import INLINE_BODY_BYTES, ServingApp, ServingSettings
 from rlframe.integrations.serving.handlers import HandlerSource
+
+pytestmark = pytest.mark.unit
 
 
 async def call(app: ServingApp, method: str, path: str, body: bytes = b"",

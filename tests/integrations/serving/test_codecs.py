@@ -12,9 +12,19 @@ import pytest
 
 from rlframe.integrations.serving import codecs
 from rlframe.integrations.serving.codecs import (
-    CSV, JSON, JSONLINES, NPY, PredictionEncoder, RequestError, choose_accept, custom_attributes, decode,
+    CSV,
+    JSON,
+    JSONLINES,
+    NPY,
+    PredictionEncoder,
+    RequestError,
+    choose_accept,
+    custom_attributes,
+    decode,
 )
 from rlframe.integrations.serving.model import ModelMetadata, PolicyModel, Prediction
+
+pytestmark = pytest.mark.unit
 
 
 def npy(array: np.ndarray, allow_pickle: bool = False) -> bytes:

@@ -17,7 +17,10 @@ import pytest
 
 from rlframe.integrations.serving.handlers import HandlerError, HandlerSource, Request
 from rlframe.integrations.serving.model import PolicyModel
+
 from serving_processes import SERVE, Server, run_serve
+
+pytestmark = pytest.mark.integration
 
 DEPLOY_SCRIPT = Path(__file__).resolve().parents[2] / "fixtures" / "sagemaker" / "deploy" / "deploy-mxnet-coach.py"
 ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"

@@ -12,7 +12,10 @@ import pytest
 
 from rlframe.core_types import RunPhase
 from rlframe.integrations.serving.model import SLICE_ROWS, PolicyModel
+
 from serving_processes import Server
+
+pytestmark = pytest.mark.integration
 
 RUNS = ["dqn", "ddqn_bcq", "ppo_discrete", "ppo_continuous", "dqn_normalised", "ppo_continuous_normalised"]
 TOLERANCE = 1e-5

@@ -23,7 +23,10 @@ import pytest
 from rlframe.integrations.serving.app import ServingSettings, SettingsError
 from rlframe.integrations.serving.model import ModelDirError, PolicyModel
 from rlframe.integrations.serving.transform import free_port
+
 from serving_processes import SERVE, Server, run_serve
+
+pytestmark = pytest.mark.integration
 
 MB = 1024 * 1024
 ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"

@@ -23,16 +23,44 @@ from typing import Any, Iterator
 
 import numpy as np
 import pytest
-from exported_models import onnxruntime_outputs
 
 from rlframe.environments.gym_compat import install_gym_fallback
 from rlframe.integrations.serving.transform import (
-    CSV_TYPE, JSON_LINES_TYPE, JSON_TYPE, MEGABYTE, NPY_TYPE, STOP_TIMEOUT_S, BatchTransform, Client,
-    ContainerParameters, FileFailed, FilePlan, InputFile, Payload, Report, ServerFailure, ServerProcess, Settings,
-    TransformArgumentError, assemble, discover_inputs, file_payloads, join_csv, join_json, line_payloads, main,
-    parse_execution_parameters, plan_file, server_message, text_lines,
+    CSV_TYPE,
+    JSON_LINES_TYPE,
+    JSON_TYPE,
+    MEGABYTE,
+    NPY_TYPE,
+    STOP_TIMEOUT_S,
+    BatchTransform,
+    Client,
+    ContainerParameters,
+    FileFailed,
+    FilePlan,
+    InputFile,
+    Payload,
+    Report,
+    ServerFailure,
+    ServerProcess,
+    Settings,
+    TransformArgumentError,
+    assemble,
+    discover_inputs,
+    file_payloads,
+    join_csv,
+    join_json,
+    line_payloads,
+    main,
+    parse_execution_parameters,
+    plan_file,
+    server_message,
+    text_lines,
 )
 from rlframe.stopping import StopSignals
+
+from exported_models import onnxruntime_outputs
+
+pytestmark = pytest.mark.integration
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sagemaker"
 TRANSFORM = str(Path(sys.executable).with_name("rlframe-transform"))
