@@ -86,11 +86,11 @@ default ``omp1``: ``OMP_NUM_THREADS=1``, MXNet's threaded engine); d3rlpy with `
 ``OMP_NUM_THREADS=1`` (as the SB3 runs of the other benchmarks). Seconds are wall-clock ``time.perf_counter``:
 
 * rlframe 50 epochs: from the start of the first epoch to the end of the 50th (the preset's 50 training passes
-  with their per-epoch off-policy evaluation, CSV row and checkpoint), read by wrapping
-  ``BatchRLGraphManager._run_epoch`` in the worker process; the acceptance target (<= 60 s on 2 cores) is judged
+  with their per-epoch off-policy evaluation, CSV row and checkpoint), read from the run's ``on_epoch`` events
+  (``rlframe.graph_managers.hooks``) in the worker process; the acceptance target (<= 60 s on 2 cores) is judged
   on it, on the slowest seed. Before it, and not counted, come the preset load, MXNet's graph building, reading
   and splitting the CSV, the reward model's 30 epochs and the kNN filter; after it, closing.
-* gradient passes: rlframe's time inside ``DQNAgent.train_epoch`` (minibatch gathering, forward, backward, Adam,
+* gradient passes: rlframe's time inside the agent's ``train_epoch`` (the events' ``seconds``: minibatch gathering, forward, backward, Adam,
   target copies) summed over the epochs; d3rlpy's ``fit`` for the same number of steps (minibatch sampling,
   forward, backward, Adam, target copies), after ``build_with_dataset`` has built its networks. These two are the
   like-for-like training cost.
@@ -244,39 +244,31 @@ def run_rlframe(spec: RunSpec) -> RunResult:
     import pandas as pd
 
     import rlframe
-    from rlframe.agents.dqn import DQNAgent
     from rlframe.cli import train_main
-    from rlframe.graph_managers.batch_rl import BatchRLGraphManager
+    from rlframe.graph_managers.hooks import Epoch, RunHooks
 
     settings = rlframe_settings(TRAIN_PRESET)
     epochs = spec.epochs or settings.epochs
-    # The preset builds its own BatchRLGraphManager, so the clock wraps the class's methods (this process is the
-    # run's own and ends after it).
     marks: dict[str, Any] = {"gradient": 0.0}
-    run_epoch, train_epoch = BatchRLGraphManager._run_epoch, DQNAgent.train_epoch
 
-    def timed_run_epoch(self: BatchRLGraphManager, evaluate: bool) -> None:
-        if "first" not in marks:
-            marks["train"] = self._train  # the split the epochs train on, for d3rlpy
-            marks["first"] = time.perf_counter()
-        run_epoch(self, evaluate)
-        marks["last"] = time.perf_counter()
+    class EpochClock(RunHooks):
+        """Epoch times from the run's own events: each training pass, and the first to the last epoch's end."""
 
-    def timed_train_epoch(self: DQNAgent, train: Any) -> int:
-        start = time.perf_counter()
-        updates = train_epoch(self, train)
-        marks["gradient"] += time.perf_counter() - start
-        return updates
+        def on_epoch(self, event: Epoch) -> None:
+            now = time.perf_counter()
+            if "first" not in marks:
+                marks["train"] = event.training_split  # the split the epochs train on, for d3rlpy
+                marks["first"] = now - event.elapsed
+            marks["gradient"] += event.seconds
+            marks["last"] = now
 
-    BatchRLGraphManager._run_epoch = timed_run_epoch  # type: ignore[method-assign]
-    DQNAgent.train_epoch = timed_train_epoch  # type: ignore[method-assign]
     train_dir = os.path.join(spec.workdir, "rlframe-train")
     start = time.perf_counter()
     status = train_main(["-p", TRAIN_PRESET, "--seed", str(spec.seed), "-ep", train_dir, "--dataset", spec.dataset,
-                         "--improve_steps", str(epochs), "--progress", "lines"])
+                         "--improve_steps", str(epochs), "--progress", "lines"], hooks=[EpochClock()])
     whole = time.perf_counter() - start
     assert status == 0, f"rlframe-train {TRAIN_PRESET} exited {status}"
-    assert marks["gradient"] > 0, "DQNAgent.train_epoch was not called: the clock no longer wraps the agent's passes"
+    assert marks["gradient"] > 0, "no on_epoch event reached the clock"
     last = pd.read_csv(experiment_csv(train_dir)).iloc[-1]
     assert int(last["Epoch"]) == epochs, last
 

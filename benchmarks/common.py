@@ -58,9 +58,34 @@ class TrainingClock:
         self._excluded += time.perf_counter() - self._paused_at
         self._paused_at = None
 
+    def exclude(self, seconds: float) -> None:
+        """Leave out ``seconds`` that just passed (an evaluation measured by someone else)."""
+        self._excluded += seconds
+
+    def restart(self) -> None:
+        """Start again from now, with nothing recorded."""
+        self.__init__()  # type: ignore[misc]
+
     def mark(self, env_steps: int) -> None:
         """Note the end of a training period."""
         self.last_mark = (env_steps, self.seconds())
+
+
+def clock_hooks(clock: TrainingClock) -> Any:
+    """Hooks (``rlframe.graph_managers.hooks``) that keep ``clock`` for an rlframe run: every training iteration
+    marks it, every evaluation's seconds are left out and its reward recorded. Imported here, in rlframe's workers
+    only, so a Stable-Baselines3 worker never imports rlframe."""
+    from rlframe.graph_managers.hooks import Evaluation, RunHooks, Update
+
+    class ClockHooks(RunHooks):
+        def on_update(self, event: Update) -> None:
+            clock.mark(event.total_steps)
+
+        def on_evaluation(self, event: Evaluation) -> None:
+            clock.exclude(event.seconds)
+            clock.evaluations.append((event.total_steps, clock.seconds(), event.mean_reward))
+
+    return ClockHooks()
 
 
 @dataclass

@@ -73,6 +73,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from common import (
+    clock_hooks,
     MXNET_ENVS,
     SB3_ENV,
     RunResult,
@@ -156,7 +157,7 @@ def run_rlframe(spec: RunSpec, setting: Setting) -> RunResult:
 
     import rlframe
     from rlframe.agents.dqn import DQNAgentParameters
-    from rlframe.core_types import EnvironmentEpisodes, EnvironmentSteps, StepMethod, TrainingSteps
+    from rlframe.core_types import EnvironmentEpisodes, EnvironmentSteps, TrainingSteps
     from rlframe.environments.gym_environment import GymVectorEnvironment
     from rlframe.graph_managers.basic_rl import BasicRLGraphManager
     from rlframe.graph_managers.graph_manager import ScheduleParameters
@@ -165,24 +166,14 @@ def run_rlframe(spec: RunSpec, setting: Setting) -> RunResult:
     from rlframe.parameters import TaskParameters, VisualizationParameters
     from rlframe.schedules import LinearSchedule
 
-    class TimedGraphManager(BasicRLGraphManager):
-        """Runs the schedule unchanged; times training periods and evaluations on a ``TrainingClock``."""
+    clock = TrainingClock()
 
-        _clock: TrainingClock  # private: a graph manager's public attributes are locked parameters
+    class TimedGraphManager(BasicRLGraphManager):
+        """Runs the schedule unchanged, timed by ``clock`` (restarted where training begins, after the graph is built)."""
 
         def improve(self, until: Any = None) -> None:
-            self._clock = TrainingClock()
+            clock.restart()
             super().improve(until)
-
-        def train_and_act(self, steps: StepMethod) -> None:
-            super().train_and_act(steps)
-            self._clock.mark(self._agent.total_steps)
-
-        def evaluate(self, steps: StepMethod, rows_per_episode: bool = False) -> float:
-            self._clock.pause()
-            mean = super().evaluate(steps, rows_per_episode)
-            self._clock.resume(self._agent.total_steps, mean)
-            return mean
 
     agent_params = DQNAgentParameters()
     algorithm = agent_params.algorithm
@@ -211,6 +202,7 @@ def run_rlframe(spec: RunSpec, setting: Setting) -> RunResult:
     env_params = GymVectorEnvironment(level=LEVEL)
     env_params.num_envs = spec.num_envs
     graph_manager = TimedGraphManager(agent_params, env_params, schedule, VisualizationParameters(dump_gifs=False))
+    graph_manager.add_hooks(clock_hooks(clock))
 
     thread_variables = ("OMP_NUM_THREADS", "MXNET_ENGINE_TYPE", "MXNET_CPU_WORKER_NTHREADS")
     runtime = {
@@ -225,8 +217,8 @@ def run_rlframe(spec: RunSpec, setting: Setting) -> RunResult:
             profiler.runcall(graph_manager.run, task)
         else:
             graph_manager.run(task)
-    final_steps, final_seconds = graph_manager._clock.last_mark
-    return RunResult(spec, graph_manager._clock.evaluations, final_steps, final_seconds, runtime,
+    final_steps, final_seconds = clock.last_mark
+    return RunResult(spec, clock.evaluations, final_steps, final_seconds, runtime,
                      profile_text(profiler) if profiler is not None else "")
 
 

@@ -116,6 +116,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from common import (
+    clock_hooks,
     MXNET_ENVS,
     SB3_ENV,
     RunResult,
@@ -318,38 +319,32 @@ def run_rlframe(spec: RunSpec) -> RunResult:
     preset = load_preset(environment.preset)
     updates_per_period = spec.eval_every // preset.agent_params.algorithm.num_consecutive_playing_steps.num_steps
 
-    class TimedGraphManager(BasicRLGraphManager):
-        """Runs the schedule; times training periods and evaluations on a ``TrainingClock``, and ends each
-        period with its update (the CartPole preset updates at the first episode end after its rollout)."""
+    clock = TrainingClock()
 
-        _clock: TrainingClock  # private: a graph manager's public attributes are locked parameters
+    class TimedGraphManager(BasicRLGraphManager):
+        """Runs the schedule, timed by ``clock`` (restarted where training begins, after the graph is built), and
+        ends each period with its update (the CartPole preset updates at the first episode end after its rollout)."""
 
         def improve(self, until: Any = None) -> None:
-            self._clock = TrainingClock()
+            clock.restart()
             super().improve(until)
 
         def train_and_act(self, steps: StepMethod) -> None:
-            updates_before = self._agent.training_iteration
+            updates_before = self.agent.training_iteration
             super().train_and_act(steps)
-            while self._agent.training_iteration - updates_before < updates_per_period:  # at the cap too
+            while self.agent.training_iteration - updates_before < updates_per_period:  # at the cap too
                 super().train_and_act(EnvironmentSteps(1))
-            self._clock.mark(self._agent.total_steps)
-
-        def evaluate(self, steps: StepMethod, rows_per_episode: bool = False) -> float:
-            self._clock.pause()
-            mean = super().evaluate(steps, rows_per_episode)
-            self._clock.resume(self._agent.total_steps, mean)
-            return mean
 
     graph_manager = TimedGraphManager(preset.agent_params, preset.env_params, preset.schedule_params,
                                       preset.visualization_parameters, preset.preset_validation_params)
     graph_manager.improve_steps = EnvironmentSteps(spec.cap)
     graph_manager.steps_between_evaluation_periods = EnvironmentSteps(spec.eval_every)
     graph_manager.evaluation_steps = EnvironmentEpisodes(EVAL_EPISODES)
+    graph_manager.add_hooks(clock_hooks(clock))
 
     def solved(progress: Progress) -> bool:
         return (progress.last_evaluation_reward is not None and progress.last_evaluation_reward >= environment.threshold
-                and graph_manager._agent.total_steps >= spec.min_steps)
+                and graph_manager.agent.total_steps >= spec.min_steps)
 
     runtime = {
         "rlframe": rlframe.__version__, "mxnet": mx.__version__,
@@ -364,8 +359,8 @@ def run_rlframe(spec: RunSpec) -> RunResult:
             profiler.runcall(graph_manager.run, task, solved)
         else:
             graph_manager.run(task, solved)
-    final_steps, final_seconds = graph_manager._clock.last_mark
-    return RunResult(spec, graph_manager._clock.evaluations, final_steps, final_seconds, runtime,
+    final_steps, final_seconds = clock.last_mark
+    return RunResult(spec, clock.evaluations, final_steps, final_seconds, runtime,
                      profile_text(profiler) if profiler is not None else "")
 
 

@@ -9,6 +9,7 @@ that completes (or stops after its final checkpoint) exports its policy into ``<
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -21,6 +22,7 @@ from rlframe.stopping import RunStopped, StoppedAtOnce
 
 if TYPE_CHECKING:
     from rlframe.graph_managers.graph_manager import GraphManager
+    from rlframe.graph_managers.hooks import RunHooks
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -191,8 +193,10 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
         return 130
 
 
-def _train(argv: Sequence[str] | None) -> int:
+def _train(argv: Sequence[str] | None, hooks: Sequence[RunHooks] = ()) -> int:
     graph_manager, task, args = prepare(argv)
+    for hook in hooks:
+        graph_manager.add_hooks(hook)
     save_model = graph_manager.hyperparameters.save_model and task.evaluate_only is None
     previous = os.environ.get("RLFRAME_PROGRESS")
     if args.progress != "auto":
@@ -219,9 +223,10 @@ def _train(argv: Sequence[str] | None) -> int:
     return 0
 
 
-def train_main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``rlframe-train``."""
-    return run_cli(_train, argv)
+def train_main(argv: Sequence[str] | None = None, hooks: Sequence[RunHooks] = ()) -> int:
+    """Entry point of ``rlframe-train``; ``hooks`` (:mod:`rlframe.graph_managers.hooks`) follow the run, for a
+    caller in the same process (a benchmark's clock, a notebook's plot)."""
+    return run_cli(functools.partial(_train, hooks=hooks), argv)
 
 
 def _validate(argv: Sequence[str] | None) -> int:
@@ -265,7 +270,7 @@ def _validate(argv: Sequence[str] | None) -> int:
         print(f"PASSED: {args.preset} (seed {args.seed}) reached evaluation reward >= {threshold:g} "
               f"at {unit} {reached[0]} (limit {max_episodes}).")
         return 0
-    best = max((r for _, r in graph_manager._progress.evaluations), default=float("nan"))
+    best = max((r for _, r in graph_manager.progress.evaluations), default=float("nan"))
     print(f"FAILED: {args.preset} (seed {args.seed}) did not reach evaluation reward >= {threshold:g} within "
           f"{max_episodes} {unit}s (best evaluation reward {best:.2f}).")
     return 1

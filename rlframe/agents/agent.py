@@ -1,17 +1,21 @@
-"""The agent base: filters, acting, storing, the training cadence and target-network updates.
+"""The agent base: filters, acting, storing, the training cadence, target-network updates and checkpoint state.
 
-What an algorithm adds (in its own file): how it chooses actions from network outputs
-(:meth:`Agent.choose_actions`), what it stores (:meth:`Agent.store`), one gradient update
-(:meth:`Agent.learn`), and its networks. Counting, filtering, signals and state I/O live here once.
+:class:`Agent` implements the graph managers' side of the contract (:mod:`rlframe.agents.contract`) once. What an
+algorithm adds (in its own file): how it chooses actions from network outputs (:meth:`Agent.choose_actions`), what
+it stores (:meth:`Agent.store`), one gradient update (:meth:`Agent.learn`, or a whole :meth:`Agent.train`), its
+networks (``self.networks``), and optionally its policy for export (:meth:`Agent.network_outputs`,
+:meth:`Agent.policy_head`), stateful schedules and extra counters. Counting, filtering, signals and state I/O live
+here once; ``docs/adding-an-agent.md`` walks through an algorithm's side.
 
 Acting runs N environment copies at once: every method takes a batch with a leading N axis.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from rlframe.agents.contract import AgentCheckpoint, TransitionObserver
 from rlframe.core_types import EnvironmentEpisodes, EnvironmentSteps, RunPhase, StepMethod, TrainingSteps
 from rlframe.errors import ParameterValueError
 from rlframe.export.graph import ExportError, Head, PolicyGraph, normalization_steps
@@ -19,6 +23,7 @@ from rlframe.filters.filter import InputFilter, NoInputFilter
 from rlframe.memories.memory import MemoryParameters, check_max_size
 from rlframe.networks.network_wrapper import NetworkWrapper, TrainResult
 from rlframe.outputs import signals
+from rlframe.outputs.checkpoints import with_prefix
 from rlframe.parameters import AgentParameters, check_range
 from rlframe.schedules import Schedule
 from rlframe.spaces import DiscreteActionSpace, SpacesDefinition
@@ -61,7 +66,7 @@ class Agent:
         self.signals = {name: signals.Signal(name) for name in self.signal_names}
         self.total_steps = 0
         self.training_iteration = 0
-        self.target_updated = False
+        self._target_updated = False
         self._steps_since_training = 0
         self._episodes_since_training = 0
         self._steps_at_target_update = 0
@@ -69,8 +74,10 @@ class Agent:
         self._reports: list[tuple[str, dict[str, Any]]] = []
         #: the probabilities (N, A) of the actions last chosen, where the policy knows them (discrete actions)
         self.last_action_probabilities: np.ndarray | None = None
-        #: called by :meth:`observe` with every heatup and training transition (see ``TransitionLog``)
-        self.transition_observers: list[Callable[..., None]] = []
+        self._transition_observers: list[TransitionObserver] = []
+        #: the raw observations of the last ``act`` call and what the input filter made of them, so ``observe``
+        #: stores exactly what was acted on
+        self._acted: tuple[np.ndarray, np.ndarray] | None = None
         self._check_step_unit("num_consecutive_playing_steps", (EnvironmentSteps, EnvironmentEpisodes))
         self._check_step_unit("num_steps_between_copying_online_weights_to_target", (EnvironmentSteps, TrainingSteps, EnvironmentEpisodes))
         self._check_ranges()
@@ -103,13 +110,14 @@ class Agent:
     # ---- acting -------------------------------------------------------------------------------------
     def act(self, raw_obs: np.ndarray, phase: RunPhase) -> np.ndarray:
         """Actions for raw observations (N, D): uniform random in heatup, else from the networks."""
+        obs = self.input_filter.filter_observation(raw_obs, update=False)
+        self._acted = (raw_obs, obs) if phase != RunPhase.TEST else None
         if phase == RunPhase.HEATUP and not self.algorithm.heatup_using_network_decisions:
             actions = self.random_actions(raw_obs.shape[0])
             if isinstance(self.spaces.action, DiscreteActionSpace):
                 num_actions = self.spaces.action.num_actions
                 self.last_action_probabilities = np.full((raw_obs.shape[0], num_actions), 1.0 / num_actions)
             return actions
-        obs = self.input_filter.filter_observation(raw_obs, update=False)
         update = phase != RunPhase.TEST and self.algorithm.update_pre_network_filters_state_on_inference
         return self.choose_actions(self.pre_network_filter.filter_observation(obs, update=update), phase)
 
@@ -160,10 +168,18 @@ class Agent:
         raw_next_obs: np.ndarray, terminated: np.ndarray, truncated: np.ndarray, phase: RunPhase,
     ) -> np.ndarray:
         """Filter and store k transitions played in heatup or training by the copies ``env_index`` (k,);
-        returns the shaped rewards (k,)."""
-        for observer in self.transition_observers:
+        returns the shaped rewards (k,).
+
+        The stored observations are those :meth:`act` acted on (filtered before this step updated the input
+        filter's statistics); the statistics are updated with them afterwards. A batch ``act`` did not see (a
+        caller that stores without acting) is filtered now, before the update, the same way.
+        """
+        for observer in self._transition_observers:
             observer(env_index, raw_obs, action, raw_reward, raw_next_obs, terminated, truncated, self.last_action_probabilities)
-        obs = self.input_filter.filter_observation(raw_obs, update=True)
+        acted = self._acted
+        obs = acted[1] if acted is not None and acted[0] is raw_obs else self.input_filter.filter_observation(raw_obs, update=False)
+        self._acted = None
+        self.input_filter.update_statistics(raw_obs)
         next_obs = self.input_filter.filter_observation(raw_next_obs, update=False)
         reward = self.shape_reward(raw_reward, update=True)
         self.store(env_index, obs, action, reward, next_obs, terminated, truncated)
@@ -179,6 +195,31 @@ class Agent:
 
     def episode_ended(self, discounted_return: float) -> None:
         self.signals[signals.DISCOUNTED_RETURN].add(discounted_return)
+
+    def add_transition_observer(self, observer: TransitionObserver) -> None:
+        self._transition_observers.append(observer)
+
+    def remove_transition_observer(self, observer: TransitionObserver) -> None:
+        self._transition_observers.remove(observer)
+
+    @property
+    def observes_transitions(self) -> bool:
+        """Whether someone logs the transitions (an algorithm then keeps ``last_action_probabilities`` up to date)."""
+        return bool(self._transition_observers)
+
+    # ---- what the loop reports ----------------------------------------------------------------------
+    def signal_columns(self) -> list[str]:
+        return [column for signal in self.signals.values() for column in signal.columns()]
+
+    def row_statistics(self) -> dict[str, Any]:
+        transitions, episodes = self.memory_sizes()
+        row: dict[str, Any] = {"Training Iter": self.training_iteration, "ER #Transitions": transitions,
+                               "ER #Episodes": episodes, "Update Target Network": int(self._target_updated)}
+        for signal in self.signals.values():
+            row.update(signal.stats())
+            signal.reset()
+        self._target_updated = False
+        return row
 
     # ---- training -----------------------------------------------------------------------------------
     def train(self) -> int:
@@ -235,9 +276,42 @@ class Agent:
                     net.update_target(float(self.algorithm.rate_for_copying_weights_to_target))
             self._iterations_at_target_update = self.training_iteration
             self._steps_at_target_update = self.total_steps
-            self.target_updated = True
+            self._target_updated = True
 
     # ---- state --------------------------------------------------------------------------------------
+    def save_networks(self, prefix: str) -> None:
+        for net in self.networks.values():
+            net.save(prefix)
+
+    def checkpoint_state(self) -> AgentCheckpoint:
+        arrays: dict[str, np.ndarray] = {}
+        for name, net in self.networks.items():
+            arrays.update({f"optimizer.{name}.{k}": v for k, v in net.optimizer.state().items()})
+        arrays.update({f"input_filter.{k}": v for k, v in self.input_filter.state().items()})
+        arrays.update({f"pre_network_filter.{k}": v for k, v in self.pre_network_filter.state().items()})
+        values = {"counters": self.counters(), "schedules": {k: s.state() for k, s in self.schedules().items()},
+                  "rng": self.rng.bit_generator.state}
+        return AgentCheckpoint(arrays, values)
+
+    def load_checkpoint_state(self, prefix: str, state: AgentCheckpoint) -> None:
+        for name, net in self.networks.items():
+            net.load(prefix)
+            net.optimizer.load_state(with_prefix(state.arrays, f"optimizer.{name}."))
+        self.input_filter.load_state(with_prefix(state.arrays, "input_filter."))
+        self.pre_network_filter.load_state(with_prefix(state.arrays, "pre_network_filter."))
+        self.load_counters(state.values["counters"])
+        for key, schedule in self.schedules().items():
+            schedule.load_state(state.values["schedules"][key])
+        self.rng.bit_generator.state = state.values["rng"]
+
+    def filter_dataset(self, obs: np.ndarray, next_obs: np.ndarray, reward: np.ndarray,
+                       update: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A dataset's observations, next observations and rewards (T, ...) through the input filter; ``update``
+        fits its statistics on the observations and rewards first."""
+        return (self.input_filter.filter_observation(obs, update=update),
+                self.input_filter.filter_observation(next_obs, update=False),
+                self.input_filter.filter_reward(reward, update=update))
+
     def schedules(self) -> dict[str, Schedule]:
         """Stateful schedules to checkpoint, by name."""
         return {}

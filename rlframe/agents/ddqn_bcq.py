@@ -163,7 +163,7 @@ class DDQNBCQAgent(DDQNAgent):
             "load_memory_from_file_path = CsvDataset(...), not BasicRLGraphManager."
         )
 
-    def prepare_offline(self, train: TransitionDataset) -> None:
+    def prepare_offline(self, train: TransitionDataset) -> list[str]:
         drop = self.algorithm.action_drop_method_parameters
         obs = self.pre_network_filter.filter_observation(train.obs, update=False)
         next_obs = self.pre_network_filter.filter_observation(train.next_obs, update=False)
@@ -193,6 +193,8 @@ class DDQNBCQAgent(DDQNAgent):
             probs = np.exp(logits - logits.max(axis=1, keepdims=True))
             probs /= probs.sum(axis=1, keepdims=True)
             self._next_allowed = probs >= float(drop.mask_out_actions_threshold)
+        space = f" (kNN in {self.knn_space})" if self.knn_space else ""
+        return [f"Action filter> drops {self.dropped_fraction:.1%} of the next actions of the training split{space}"]
 
     @property
     def dropped_fraction(self) -> float:

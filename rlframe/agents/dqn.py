@@ -30,6 +30,7 @@ from rlframe.exploration.parameters import EGreedyParameters
 from rlframe.memories.dataset import TransitionDataset, minibatch_rows
 from rlframe.memories.experience_replay import ExperienceReplay, ExperienceReplayParameters, TransitionBatch, transition_capacity
 from rlframe.networks.blocks import MLP, observation_embedder, q_head_output
+from rlframe.networks.distributions import chunked
 from rlframe.networks.network_wrapper import NetworkWrapper, TrainResult
 from rlframe.networks.parameters import FCMiddlewareParameters, InputEmbedderParameters, NetworkParameters, QHeadParameters
 from rlframe.outputs import signals
@@ -235,10 +236,29 @@ class DQNAgent(Agent):
         discount = float(self.algorithm.discount) * (1.0 - batch.terminated.astype(np.float32))
         return self.network.train_step(self.loss, pack_batch(obs, next_obs, batch.action, batch.reward, discount, next_allowed))
 
-    # ---- batch RL -----------------------------------------------------------------------------------
-    def prepare_offline(self, train: TransitionDataset) -> None:
+    # ---- batch RL (rlframe.agents.contract.OfflineLearner) ------------------------------------------
+    def fit_reward_model(self, train: TransitionDataset, epochs: int, rng: np.random.Generator) -> list[float]:
+        if self.reward_model is None:
+            raise ParameterValueError("Off-policy evaluation needs network_wrappers['reward_model']; "
+                                      "BatchRLGraphManager adds it.")
+        return self.reward_model.fit(train, self.pre_network_filter.filter_observation(train.obs, update=False),
+                                     epochs, rng)
+
+    def evaluation_estimates(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.reward_model is None:
+            raise ParameterValueError("Off-policy evaluation needs network_wrappers['reward_model']; "
+                                      "BatchRLGraphManager adds it.")
+        filtered = self.pre_network_filter.filter_observation(obs, update=False)
+        return chunked(self.network.predict, filtered), self.reward_model.predict(filtered)
+
+    @property
+    def softmax_temperature(self) -> float:
+        return float(self.network.params.softmax_temperature)
+
+    def prepare_offline(self, train: TransitionDataset) -> list[str]:
         """Called once before the first epoch of batch RL with the training split (BCQ builds its action
-        filter here)."""
+        filter here); returns lines for the log."""
+        return []
 
     def next_allowed(self, rows: np.ndarray) -> np.ndarray | None:
         """(B, A) next actions the target may choose for training transitions ``rows``; None: all of them."""

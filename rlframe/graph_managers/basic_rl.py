@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable
@@ -19,6 +20,7 @@ from rlframe.agents.agent import Agent
 from rlframe.core_types import EnvironmentEpisodes, EnvironmentSteps, RunPhase, StepMethod
 from rlframe.environments.gym_environment import EnvironmentPool, make_env_factory
 from rlframe.errors import ParameterValueError, RlframeError, StorageError
+from rlframe.graph_managers.hooks import EpisodeEnd, Evaluation, Update
 from rlframe.graph_managers.graph_manager import (
     GraphManager,
     PhaseCounters,
@@ -115,8 +117,7 @@ class BasicRLGraphManager(GraphManager):
         spaces = self._create_environments()
         self._create_agent(spaces, rng)
         self._open_experiment(task)
-        signal_columns = [c for s in self._agent.signals.values() for c in s.columns()]
-        self._setup_outputs(task, signal_columns, self.index_column)
+        self._setup_outputs(task, self._agent.signal_columns(), self.index_column)
         restore_dir = task.checkpoint_restore_dir or task.checkpoint_restore_path
         if restore_dir:
             self._restore(restore_dir, task)
@@ -127,8 +128,7 @@ class BasicRLGraphManager(GraphManager):
         writing nothing: for exporting a checkpoint's policy (:meth:`load_policy`)."""
         self.task_parameters = task = TaskParameters(evaluate_only=0, seed=0)
         self._stop_signals = StopSignals.current()
-        if self.env_params is not None:
-            self.env_params.num_envs = 1
+        self._single_copy = True
         rng = self._seed_run(task)
         spaces = self._create_environments()
         self._create_agent(spaces, rng)
@@ -153,7 +153,7 @@ class BasicRLGraphManager(GraphManager):
         search_dirs = [d for d in (self.origin.directory, shipped_dir("environments")) if d is not None]
         self._render = bool(self.visualization_parameters.dump_gifs)
         self._make_env = make_env_factory(self.env_params, search_dirs, self._render)
-        num_envs = self.env_params.num_envs or self.agent_params.agent_class.default_num_envs
+        num_envs = 1 if self._single_copy else self.env_params.num_envs or self.agent_params.agent_class.default_num_envs
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ParameterValueError(f"env_params.num_envs = {num_envs!r}: use a positive integer such as 8.")
         self._num_envs = num_envs
@@ -162,8 +162,13 @@ class BasicRLGraphManager(GraphManager):
         self._eval_pool: EnvironmentPool | None = None
         return self._train_pool.spaces(self.env_params.level)
 
+    def _agent_parameters(self) -> AgentParameters:
+        """The parameters the agent is built from: a copy of the preset's, so building and running (filter
+        statistics, schedule counters, networks an algorithm adds) never change the preset's objects."""
+        return copy.deepcopy(self.agent_params)
+
     def _create_agent(self, spaces: SpacesDefinition, rng: np.random.Generator) -> None:
-        self._agent: Agent = self.agent_params.agent_class(self.agent_params, spaces, rng)
+        self._agent: Agent = self.agent_params.agent_class(self._agent_parameters(), spaces, rng)
         self._discount = float(self.agent_params.algorithm.discount)
         self._train_tracker = EpisodeTracker(getattr(self, "_num_envs", 1), self._discount)
         self._recorders: dict[int, dict[int, EpisodeRecorder]] = {}
@@ -327,9 +332,13 @@ class BasicRLGraphManager(GraphManager):
             before = self._counters.get(RunPhase.TRAIN, improve_unit)
             played, _ = self._play(self._train_pool, self._train_tracker, RunPhase.TRAIN, None)
             self._counters.add(RunPhase.TRAIN, training_steps=played)
-            self._agent.train()
+            updates = self._agent.train()
             for prefix, values in self._agent.drain_reports():
                 self._screen.log_dict(prefix, values)
+            if self._hooks:
+                event = Update(played, updates, self._agent.total_steps, self._agent.training_iteration)
+                for hooks in self._hooks:
+                    hooks.on_update(event)
             self.maybe_save_checkpoint()
             self._screen.advance(self._counters.get(RunPhase.TRAIN, improve_unit) - before,
                                  episode=self._progress.episodes, evaluation_reward=self._progress.last_evaluation_reward)
@@ -351,6 +360,7 @@ class BasicRLGraphManager(GraphManager):
             self._stop_signals.reassert()
             self._eval_tracker = EpisodeTracker(self._eval_pool.num_envs, self._discount)
         pool, tracker = self._eval_pool, self._eval_tracker
+        started_at = time.perf_counter()
         tracker.clear()
         by_episodes = isinstance(steps, EnvironmentEpisodes)
         target = int(steps.num_steps)
@@ -371,9 +381,9 @@ class BasicRLGraphManager(GraphManager):
             _, finished = self._play(pool, tracker, RunPhase.TEST, quota, rows_per_episode)
             started += int(pool.episode_started.sum())
             results.extend(finished)
-        return self._end_evaluation(results)
+        return self._end_evaluation(results, time.perf_counter() - started_at)
 
-    def _end_evaluation(self, results: list[FinishedEpisode]) -> float:
+    def _end_evaluation(self, results: list[FinishedEpisode], seconds: float) -> float:
         self._evaluations += 1
         self._evaluation_pending = False
         rewards = np.array([r.total_reward for r in results])
@@ -402,6 +412,9 @@ class BasicRLGraphManager(GraphManager):
                 and success >= float(self.env_params.target_success_rate)):
             self._screen.line("## agent: Reached the target success rate; stopping.")
             self._stop = True
+        event = Evaluation(mean, success, len(results), self._agent.total_steps, seconds)
+        for hooks in self._hooks:
+            hooks.on_evaluation(event)
         return mean
 
     def _record_evaluation(self, row: dict[str, Any]) -> None:
@@ -448,24 +461,25 @@ class BasicRLGraphManager(GraphManager):
         })
         if self._csv is not None and (rows_per_episode or (self.episode_rows and phase != RunPhase.TEST)):
             self._csv.add_row(self._episode_row(episode, phase, number))
+        if self._hooks:
+            event = EpisodeEnd(phase, number, episode.total_reward, episode.shaped_reward, episode.length,
+                               self._total_steps())
+            for hooks in self._hooks:
+                hooks.on_episode_end(event)
         if self._until is not None and phase != RunPhase.TEST and self._until(self._progress):
             self._stop = True
 
     def _episode_row(self, episode: FinishedEpisode, phase: RunPhase, number: int) -> dict[str, Any]:
         agent = self._agent
-        transitions, episodes = agent.memory_sizes()
         row: dict[str, Any] = {
             "Episode #": number,
-            "Training Iter": agent.training_iteration,
             "Epoch": 0,
             "In Heatup": int(phase == RunPhase.HEATUP),
-            "ER #Transitions": transitions,
-            "ER #Episodes": episodes,
             "Episode Length": episode.length,
             "Total steps": self._total_steps(),
             "Epsilon": agent.exploration_value(phase),
-            "Update Target Network": int(agent.target_updated),
             "Wall-Clock Time": self.wall_clock,
+            **agent.row_statistics(),
         }
         if phase == RunPhase.TRAIN:
             row["Shaped Training Reward"] = episode.shaped_reward
@@ -473,10 +487,6 @@ class BasicRLGraphManager(GraphManager):
         elif phase == RunPhase.TEST:
             row["Evaluation Reward"] = episode.total_reward
             row["Shaped Evaluation Reward"] = episode.shaped_reward
-        for signal in agent.signals.values():
-            row.update(signal.stats())
-            signal.reset()
-        agent.target_updated = False
         return row
 
     # ---- GIFs ---------------------------------------------------------------------------------------

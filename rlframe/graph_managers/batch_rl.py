@@ -27,15 +27,17 @@ from __future__ import annotations
 import copy
 import math
 import os
+import time
 from typing import Any, Callable
 
 import numpy as np
 
-from rlframe.agents.dqn import DQNAgent
+from rlframe.agents.contract import OfflineLearner
 from rlframe.core_types import EnvironmentEpisodes, EnvironmentSteps, RunPhase, TrainingSteps
 from rlframe.errors import ParameterValueError
 from rlframe.graph_managers.basic_rl import BasicRLGraphManager
 from rlframe.graph_managers.graph_manager import Progress, ScheduleParameters, check_step_unit
+from rlframe.graph_managers.hooks import Epoch
 from rlframe.memories.dataset import (
     CsvDataset,
     TransitionDataset,
@@ -105,11 +107,6 @@ class BatchRLGraphManager(BasicRLGraphManager):
                         "steps_between_evaluation_periods (epochs)", (TrainingSteps,))
         if self.env_params is not None:
             check_step_unit(self.evaluation_steps or EnvironmentEpisodes(1), "evaluation_steps")
-        if not issubclass(self.agent_params.agent_class, DQNAgent):
-            raise ParameterValueError(
-                f"BatchRLGraphManager trains DQN-family agents (DQN, DDQN, DDQN+BCQ); the preset's agent is "
-                f"{type(self.agent_params).__name__}."
-            )
         if not isinstance(self.agent_params.memory, EpisodicExperienceReplayParameters):
             raise ParameterValueError(
                 f"BatchRLGraphManager needs agent_params.memory = EpisodicExperienceReplayParameters() (episodes for "
@@ -138,14 +135,23 @@ class BatchRLGraphManager(BasicRLGraphManager):
         self._render = False
         return self.spaces_definition
 
-    def _create_agent(self, spaces: SpacesDefinition, rng: np.random.Generator) -> None:
-        wrappers = self.agent_params.network_wrappers
+    def _agent_parameters(self) -> AgentParameters:
+        params = super()._agent_parameters()
+        wrappers = params.network_wrappers
         if "reward_model" not in wrappers:
             # As Coach: the reward model is a copy of the main network, so both presets of a pair build it.
             reward_model = copy.deepcopy(wrappers["main"])
             reward_model.create_target_network = False
             wrappers["reward_model"] = reward_model
+        return params
+
+    def _create_agent(self, spaces: SpacesDefinition, rng: np.random.Generator) -> None:
         super()._create_agent(spaces, rng)
+        if not isinstance(self._agent, OfflineLearner):
+            raise ParameterValueError(
+                f"BatchRLGraphManager trains agents that learn from a dataset (DQN, DDQN, DDQN+BCQ); the preset's agent "
+                f"is {type(self.agent_params).__name__}."
+            )
         self._rng = rng
         self._epoch = 0
         self._train: TransitionDataset | None = None
@@ -204,11 +210,8 @@ class BatchRLGraphManager(BasicRLGraphManager):
                 "a dataset; set it to CsvDataset('data.csv') (or pass --dataset data.csv), or give an environment to "
                 "generate one."
             )
-        agent = self._agent
-        first_time = self._epoch == 0
-        data.obs = agent.input_filter.filter_observation(data.obs, update=first_time)
-        data.next_obs = agent.input_filter.filter_observation(data.next_obs, update=False)
-        data.reward = agent.input_filter.filter_reward(data.reward, update=first_time)
+        data.obs, data.next_obs, data.reward = self._agent.filter_dataset(data.obs, data.next_obs, data.reward,
+                                                                          update=self._epoch == 0)
         split_rng = np.random.default_rng(self._seed)
         self._train, self._eval = split_episodes(data, float(self.train_to_eval_ratio), split_rng, where)
         self._screen.line(
@@ -232,8 +235,8 @@ class BatchRLGraphManager(BasicRLGraphManager):
             # start_over: what an earlier, stopped generation left there is moved aside, not mixed in.
             generator.create_graph(TaskParameters(experiment_path=os.path.join(self.experiment_path, "experience_generation"),
                                                   seed=self._seed, start_over=True), self._stop_signals)
-            generator._agent.transition_observers.append(log)
-            self._screen.line(f"Dataset> training the experience-generating agent ({type(generator._agent).__name__}); "
+            generator.agent.add_transition_observer(log)
+            self._screen.line(f"Dataset> training the experience-generating agent ({type(generator.agent).__name__}); "
                               f"its outputs are in {generator.experiment_path}")
             try:
                 generator.improve()
@@ -250,11 +253,11 @@ class BatchRLGraphManager(BasicRLGraphManager):
                 )
             check_step_unit(heatup, "heatup_steps", (EnvironmentSteps, EnvironmentEpisodes))
             counted = copy.deepcopy(self._counters.counts), self._agent.counters()
-            self._agent.transition_observers.append(log)
+            self._agent.add_transition_observer(log)
             try:
                 self.heatup(heatup)
             finally:
-                self._agent.transition_observers.remove(log)
+                self._agent.remove_transition_observer(log)
             if self._stop_signals.requested:
                 self._counters.counts = counted[0]
                 self._agent.load_counters(counted[1])
@@ -270,19 +273,14 @@ class BatchRLGraphManager(BasicRLGraphManager):
     def _prepare(self) -> None:
         """Fit the reward model (unless restored), let the agent prepare, and cache OPE's fixed inputs."""
         agent = self._agent
-        assert self._train is not None and self._eval is not None and agent.reward_model is not None
-        filtered = agent.pre_network_filter.filter_observation
+        assert self._train is not None and self._eval is not None
         if self._epoch == 0:
             epochs = int(self.reward_model_num_epochs)
-            losses = agent.reward_model.fit(self._train, filtered(self._train.obs, update=False), epochs, self._rng)
+            losses = agent.fit_reward_model(self._train, epochs, self._rng)
             if losses:
                 self._screen.line(f"Reward model> {epochs} epochs, final loss={losses[-1]:.6g}")
-        agent.prepare_offline(self._train)
-        if hasattr(agent, "dropped_fraction"):
-            space = f" (kNN in {agent.knn_space})" if agent.knn_space else ""
-            self._screen.line(f"Action filter> drops {agent.dropped_fraction:.1%} of the next actions of the training split{space}")
-        self._eval_obs = filtered(self._eval.obs, update=False)
-        self._reward_estimates = agent.reward_model.predict(self._eval_obs)
+        for line in agent.prepare_offline(self._train):
+            self._screen.line(line)
 
     # ---- running ------------------------------------------------------------------------------------
     def improve(self, until: Callable[[Progress], bool] | None = None) -> None:
@@ -307,14 +305,14 @@ class BatchRLGraphManager(BasicRLGraphManager):
     def _run_epoch(self, evaluate: bool) -> None:
         agent = self._agent
         assert self._train is not None
+        started_at = time.perf_counter()
         updates = agent.train_epoch(self._train)
+        seconds = time.perf_counter() - started_at
         self._epoch += 1
         self._progress.episodes = self._epoch  # a stop condition's "episodes" are epochs here
         self._counters.add(RunPhase.TRAIN, training_steps=1)
         row: dict[str, Any] = {
-            "Epoch": self._epoch, "Training Iter": agent.training_iteration, "Episode #": 0, "In Heatup": 0,
-            "ER #Transitions": len(self._train), "ER #Episodes": self._train.num_episodes,
-            "Total steps": agent.total_steps, "Epsilon": 0.0, "Update Target Network": int(agent.target_updated),
+            "Epoch": self._epoch, "Episode #": 0, "In Heatup": 0, "Total steps": agent.total_steps, "Epsilon": 0.0,
         }
         if evaluate:
             estimates = self.off_policy_evaluation()
@@ -329,15 +327,16 @@ class BatchRLGraphManager(BasicRLGraphManager):
                 self.evaluate(self.evaluation_steps)
                 row.update(self._last_evaluation)
         row["Wall-Clock Time"] = self.wall_clock
-        for signal in agent.signals.values():
-            row.update(signal.stats())
-            signal.reset()
-        agent.target_updated = False
+        # The memory of a batch-RL agent is the training split.
+        row.update({**agent.row_statistics(), "ER #Transitions": len(self._train), "ER #Episodes": self._train.num_episodes})
         self._screen.log_dict("Training", {"Epoch": self._epoch, "Updates": updates,
                                            "Training iteration": agent.training_iteration})
         if self._csv is not None:
             self._csv.add_row(row)
         self.save_checkpoint()
+        event = Epoch(self._epoch, updates, dict(row), seconds, time.perf_counter() - started_at, self._train)
+        for hooks in self._hooks:
+            hooks.on_epoch(event)
         self._screen.advance(1, evaluation_reward=self._progress.last_evaluation_reward)
         if self._until is not None and self._until(self._progress):
             self._stop = True
@@ -360,12 +359,12 @@ class BatchRLGraphManager(BasicRLGraphManager):
         evaluation split."""
         assert self._eval is not None
         agent = self._agent
-        q = np.concatenate([agent.network.predict(self._eval_obs[i:i + 4096]) for i in range(0, len(self._eval_obs), 4096)])
+        q, reward_estimates = agent.evaluation_estimates(self._eval.obs)
         return off_policy_estimates(
-            q_estimates=q, reward_estimates=self._reward_estimates, behaviour_probs=self._eval.behaviour_probs,
+            q_estimates=q, reward_estimates=reward_estimates, behaviour_probs=self._eval.behaviour_probs,
             action=self._eval.action, reward=self._eval.reward, episode_id=self._eval.episode_id,
             discount=float(self.agent_params.algorithm.discount),
-            softmax_temperature=float(agent.network.params.softmax_temperature),
+            softmax_temperature=agent.softmax_temperature,
         )
 
     def _record_evaluation(self, row: dict[str, Any]) -> None:

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import yaml
 
 from rlframe.core_types import EnvironmentEpisodes, EnvironmentSteps, RunPhase, StepMethod, Time, TrainingSteps
@@ -28,7 +27,6 @@ from rlframe.outputs.checkpoints import (
     load_arrays,
     read_state,
     verify,
-    with_prefix,
 )
 from rlframe.outputs.csv_logger import CsvLogger, csv_file_name
 from rlframe.outputs.experiment import ExperimentFolder
@@ -41,6 +39,9 @@ from rlframe.parameters import (
     VisualizationParameters,
     to_plain,
 )
+
+from rlframe.agents.contract import AgentCheckpoint
+from rlframe.graph_managers.hooks import RunHooks
 
 if TYPE_CHECKING:
     from rlframe.agents.agent import Agent
@@ -184,6 +185,19 @@ class GraphManager(Parameters):
         self._origin = PresetOrigin()
         self._hyperparameters = Hyperparameters()
         self._custom_parameters: list[str] = []
+        self._hooks: list[RunHooks] = []
+        #: build_agent's one environment copy (only the spaces are needed), without changing the preset's env_params
+        self._single_copy = False
+
+    # ---- hooks and run state, for the edges ----------------------------------------------------------
+    def add_hooks(self, hooks: RunHooks) -> None:
+        """Call ``hooks``' events from now on (see :mod:`rlframe.graph_managers.hooks`)."""
+        self._hooks.append(hooks)
+
+    @property
+    def progress(self) -> Progress:
+        """The run's progress so far (episodes, evaluations); read it, do not change it."""
+        return self._progress
 
     # ---- set-up shared by every graph ---------------------------------------------------------------
     @property
@@ -323,38 +337,31 @@ class GraphManager(Parameters):
         writer = self._checkpoint_writer()
         writer.protected = self._protected_checkpoints()
         agent = self._agent
-        arrays: dict[str, np.ndarray] = {}
-        for name, net in agent.networks.items():
-            arrays.update({f"optimizer.{name}.{k}": v for k, v in net.optimizer.state().items()})
-        arrays.update({f"input_filter.{k}": v for k, v in agent.input_filter.state().items()})
-        arrays.update({f"pre_network_filter.{k}": v for k, v in agent.pre_network_filter.state().items()})
+        agent_state = agent.checkpoint_state()
         state = self._checkpoint_state()
-        state["agent"] = {
-            "counters": agent.counters(),
-            "schedules": {k: s.state() for k, s in agent.schedules().items()},
-            "rng": agent.rng.bit_generator.state,
-        }
+        state["agent"] = agent_state.values
         state["preset"] = self.preset_record()
         export_onnx = bool(self._task.export_onnx_graph)
         if export_onnx:
             from rlframe.export.onnx_graph import policy_to_onnx, write_onnx  # imports onnx: only runs that export
 
         def write_networks(prefix: str) -> None:
-            for net in agent.networks.values():
-                net.save(prefix)
+            agent.save_networks(prefix)
             if export_onnx:
                 # <checkpoint name>.onnx, as Coach's OnnxSaver named it, where the notebooks' launchers look for it
                 write_onnx(policy_to_onnx(agent.policy_graph(), policy_first=True),
                            prefix.removesuffix(f".{AGENT_PREFIX}") + ".onnx")
 
         csv = self._csv_path if self._csv is not None else None
-        files = writer.save(self._train_env_steps(), write_networks, arrays, agent.memory_state(), state, csv)
+        files = writer.save(self._train_env_steps(), write_networks, agent_state.arrays, agent.memory_state(), state, csv)
         if self._sync is not None:
             self._sync.protected = writer.protected
             self._sync.copy(files)
         self._last_checkpoint_time = time.time()
         self._last_checkpoint = files
         self._screen.line(f"Checkpoint> Saving in path=['{files.prefix}']")
+        for hooks in self._hooks:
+            hooks.on_checkpoint(files)
         return files
 
     def _checkpoint_writer(self) -> CheckpointWriter:
@@ -418,17 +425,8 @@ class GraphManager(Parameters):
         state = read_state(files)
         verify(files, state, with_memory=restore_memory)
         agent = self._agent
-        arrays = load_arrays(files.arrays)
         try:
-            for name, net in agent.networks.items():
-                net.load(files.prefix)
-                net.optimizer.load_state(with_prefix(arrays, f"optimizer.{name}."))
-            agent.input_filter.load_state(with_prefix(arrays, "input_filter."))
-            agent.pre_network_filter.load_state(with_prefix(arrays, "pre_network_filter."))
-            agent.load_counters(state["agent"]["counters"])
-            for key, schedule in agent.schedules().items():
-                schedule.load_state(state["agent"]["schedules"][key])
-            agent.rng.bit_generator.state = state["agent"]["rng"]
+            agent.load_checkpoint_state(files.prefix, AgentCheckpoint(load_arrays(files.arrays), state["agent"]))
         except (KeyError, ValueError, AssertionError, OSError) as exc:
             raise CheckpointError(
                 f"Checkpoint {files.name} in {directory!r} does not match this preset's agent or is corrupt "
