@@ -65,7 +65,7 @@ class StepMethod:
         return type(self)(self._num_steps * other)
 
     def __eq__(self, other: Any) -> bool:
-        return type(other) is type(self) and other._num_steps == self._num_steps
+        return type(other) is type(self) and other.num_steps == self._num_steps
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, self._num_steps))

@@ -36,8 +36,8 @@ ACTIVATIONS: dict[str, str | None] = {
 }
 
 
-def activation_block(name: str, where: str) -> gluon.HybridBlock | None:
-    """A Gluon activation for a Coach activation name (None for 'none')."""
+def activation_block(name: str, where: str) -> Activation | None:
+    """The activation block for a Coach activation name (None for 'none')."""
     if not isinstance(name, str) or name.lower() not in ACTIVATIONS:
         raise ParameterValueError(
             f"{where}.activation_function = {name!r} is not a known activation.{closest(str(name), ACTIVATIONS)}"
@@ -46,9 +46,8 @@ def activation_block(name: str, where: str) -> gluon.HybridBlock | None:
     kind = ACTIVATIONS[name.lower()]
     if kind is None:
         return None
-    if kind in ("elu", "selu", "leaky"):
-        return gluon.nn.LeakyReLU(0.01) if kind == "leaky" else (gluon.nn.ELU() if kind == "elu" else gluon.nn.SELU())
-    return gluon.nn.Activation(kind)
+    # The slopes rlframe's networks have always had: 0.01 below zero for leaky ReLU, Gluon's default 1.0 for ELU.
+    return Activation(ActivationLayer(kind, {"leaky": 0.01, "elu": 1.0}.get(kind)))
 
 
 _SELU_ALPHA, _SELU_SCALE = 1.6732632423543772, 1.0507009873554805
@@ -87,15 +86,22 @@ class MLPDescription:
     layers: tuple[Layer, ...]
 
 
-def _describe_activation(block: gluon.HybridBlock) -> ActivationLayer:
-    """The description of an activation block made by :func:`activation_block`."""
-    if isinstance(block, gluon.nn.LeakyReLU):
-        return ActivationLayer("leaky", float(block._alpha))
-    if isinstance(block, gluon.nn.ELU):
-        return ActivationLayer("elu", float(block._alpha))
-    if isinstance(block, gluon.nn.SELU):
-        return ActivationLayer("selu")
-    return ActivationLayer(block._act_type)
+class Activation(gluon.HybridBlock):
+    """An element-wise activation that carries its own :class:`ActivationLayer` description, so numpy acting and
+    export read what it computes from it rather than from MXNet's internals. The operators are those of Gluon's
+    ``Activation``, ``LeakyReLU``, ``ELU`` and ``SELU`` blocks."""
+
+    def __init__(self, layer: ActivationLayer, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.layer = layer
+
+    def hybrid_forward(self, F: Any, x: Any) -> Any:
+        kind = self.layer.kind
+        if kind in ("leaky", "elu"):
+            return F.LeakyReLU(x, act_type=kind, slope=self.layer.alpha)
+        if kind == "selu":
+            return F.LeakyReLU(x, act_type="selu")
+        return F.Activation(x, act_type=kind)
 
 
 def describe_block(block: gluon.HybridBlock) -> tuple[Layer, ...]:
@@ -105,7 +111,9 @@ def describe_block(block: gluon.HybridBlock) -> tuple[Layer, ...]:
         return (DenseLayer(block.weight.data().asnumpy(), block.bias.data().asnumpy()),)
     if isinstance(block, OutputBlock):
         return block.describe_layers()
-    return (_describe_activation(block),)
+    if isinstance(block, Activation):
+        return (block.layer,)
+    raise TypeError(f"{type(block).__name__} is not a block an MLP is made of")
 
 
 def numpy_activation(layer: ActivationLayer) -> Callable[[np.ndarray], np.ndarray]:
