@@ -47,7 +47,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "rl_coach.architectures.mxnet_components.layers": ("rlframe.networks.parameters",),
     "rl_coach.architectures.embedder_parameters": ("rlframe.networks.parameters",),
     "rl_coach.architectures.middleware_parameters": ("rlframe.networks.parameters",),
-    "rl_coach.architectures.head_parameters": ("rlframe.networks.parameters",),
+    "rl_coach.architectures.head_parameters": ("rlframe.networks.parameters", "rlframe.networks.dueling"),
     "rl_coach.filters.filter": ("rlframe.filters.filter",),
     "rl_coach.filters.observation.observation_normalization_filter": ("rlframe.filters.observation",),
     "rl_coach.filters.reward": ("rlframe.filters.reward",),
@@ -69,9 +69,6 @@ NOT_PROVIDED: dict[str, dict[str, str]] = {
     },
     "rl_coach.agents.actor_critic_agent": {
         "ActorCriticAgentParameters": "use ClippedPPOAgentParameters (rl_coach.agents.clipped_ppo_agent)",
-    },
-    "rl_coach.architectures.head_parameters": {
-        "DuelingQHeadParameters": "keep the agent's default QHeadParameters",
     },
     "rl_coach.architectures.layers": {
         "Conv2d": "use Dense layers on a flattened observation",
