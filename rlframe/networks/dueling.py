@@ -59,8 +59,9 @@ class DuelingQHeadParameters(HeadParameters):
     :param dense_layer: accepted for Coach compatibility.
     """
 
-    def __init__(self, activation_function: str = "relu", name: str = "dueling_q_head_params", num_output_head_copies: int = 1,
-                 rescale_gradient_from_head_by_factor: float = 1.0, loss_weight: float = 1.0, dense_layer: Any = None) -> None:
+    def __init__(self, activation_function: str = "relu", name: str = "dueling_q_head_params",
+                 num_output_head_copies: int = 1, rescale_gradient_from_head_by_factor: float = 1.0,
+                 loss_weight: float = 1.0, dense_layer: Any = None) -> None:
         super().__init__(activation_function=activation_function, name=name, num_output_head_copies=num_output_head_copies,
                          rescale_gradient_from_head_by_factor=rescale_gradient_from_head_by_factor,
                          loss_weight=loss_weight, dense_layer=dense_layer)
@@ -96,16 +97,18 @@ class DuelingQOutput(OutputBlock):
     def describe_layers(self) -> tuple[Layer, ...]:
         """Dense(1024), the activation, Dense(A): the folding of the module docstring, computed in float64 and
         stored as float32."""
-        (value_hidden,), (value,) = describe_block(self.value_hidden), describe_block(self.value)
-        (advantage_hidden,), (advantage,) = describe_block(self.advantage_hidden), describe_block(self.advantage)
-        hidden = DenseLayer(np.concatenate([value_hidden.weight, advantage_hidden.weight]),
-                            np.concatenate([value_hidden.bias, advantage_hidden.bias]))
-        w_v, b_v = value.weight.astype(np.float64), value.bias.astype(np.float64)  # (1, 512), (1,)
-        w_a, b_a = advantage.weight.astype(np.float64), advantage.bias.astype(np.float64)  # (A, 512), (A,)
+        (w_vh, b_vh), (w_ah, b_ah) = _weights(self.value_hidden), _weights(self.advantage_hidden)  # (512, H), (512,)
+        hidden = DenseLayer(np.concatenate([w_vh, w_ah]).astype(np.float32), np.concatenate([b_vh, b_ah]).astype(np.float32))
+        (w_v, b_v), (w_a, b_a) = _weights(self.value), _weights(self.advantage)  # (1, 512), (1,); (A, 512), (A,)
         weight = np.concatenate([np.repeat(w_v, len(b_a), axis=0), w_a - w_a.mean(axis=0, keepdims=True)], axis=1)
         out = DenseLayer(weight.astype(np.float32), (b_v + b_a - b_a.mean()).astype(np.float32))
         activation = describe_block(self.activation) if self.activation is not None else ()
         return (hidden, *activation, out)
+
+
+def _weights(dense: gluon.nn.Dense) -> tuple[np.ndarray, np.ndarray]:
+    """A snapshot of a Dense layer's weight (out, in) and bias (out,), in float64."""
+    return dense.weight.data().asnumpy().astype(np.float64), dense.bias.data().asnumpy().astype(np.float64)
 
 
 def _dueling_q_head(head: DuelingQHeadParameters, num_actions: int, where: str) -> OutputBuilder:

@@ -11,12 +11,13 @@ import json
 import numpy as np
 import pytest
 
-from exported_models import mxnet_import_outputs, onnxruntime_outputs, symbol_outputs, write_preset
 from rlframe.core_types import RunPhase
 from rlframe.export.cli import main as export_main
 from rlframe.networks.dueling import DuelingQOutput
 from rlframe.parameters import TaskParameters
 from rlframe.presets import load_preset
+
+from exported_models import mxnet_import_outputs, onnxruntime_outputs, symbol_outputs, write_preset
 
 pytestmark = pytest.mark.integration
 
