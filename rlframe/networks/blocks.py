@@ -141,7 +141,8 @@ def layer_sizes(scheme: Any, schemes: dict, where: str) -> list[int]:
     raise ParameterValueError(f"{where}.scheme = {scheme!r} is not a scheme: use one of {names}, or a list such as [Dense(64)].")
 
 
-def initialised_dense(units: int, fan_in: int, weight_scale: float | None = None, bias: float | None = None) -> gluon.nn.Dense:
+def initialised_dense(units: int, fan_in: int, weight_scale: float | None = None,
+                      bias: float | None = None) -> gluon.nn.Dense:
     """A Dense layer initialised as PyTorch's default: weights and biases uniform in +-1/sqrt(fan_in).
 
     On CartPole DQN this kept late evaluations stable where Glorot weights with zero biases (Coach's
