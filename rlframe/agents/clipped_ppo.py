@@ -16,14 +16,17 @@ Once ``num_consecutive_playing_steps`` have been played, ``train`` runs one upda
 Deliberate differences from Coach (coach.md section 4.1): an episode cut by a time limit bootstraps from
 V(s') (only a true terminal uses 0); no collected transition is thrown away (episodes still running at an
 update are cut there, bootstrapped, and continue into the next rollout); the old policy's log-probabilities
-are computed once per update instead of through a target network.
+are computed once per update instead of through a target network; ``clipping_decay_schedule`` advances with
+training actions only (Coach's advanced with evaluation actions too); and with a normalising pre-network filter
+that is only updated at training time, the first rollout acts on statistics of the observations seen before its
+first action (see :meth:`ClippedPPOAgent.act`) instead of raw observations.
 Shapes: B = batch, A = actions, K = action dimensions, D = observation size (``rlframe.core_types``).
 Logged signals (Coach's names): Entropy, Advantages, Values, Value Loss, Policy Loss, Value Targets,
 KL Divergence, Likelihood Ratio, Clipped Likelihood Ratio.
 """
 from __future__ import annotations
 
-import math
+import copy
 from enum import Enum
 from typing import Any
 
@@ -33,12 +36,23 @@ from mxnet import gluon, nd
 from rlframe.agents.agent import Agent, resolve_exploration
 from rlframe.core_types import EnvironmentEpisodes, EnvironmentSteps, RunPhase
 from rlframe.errors import ParameterValueError
-from rlframe.export.graph import ContinuousPolicy, DiscretePolicy
 from rlframe.exploration.e_greedy import EGreedy
-from rlframe.exploration.parameters import AdditiveNoiseParameters, CategoricalParameters, EGreedyParameters
+from rlframe.exploration.parameters import (
+    AdditiveNoiseParameters,
+    CategoricalParameters,
+    EGreedyParameters,
+)
+from rlframe.export.graph import ContinuousPolicy, DiscretePolicy
 from rlframe.memories.episodic_replay import Rollout
 from rlframe.memories.memory import EpisodicExperienceReplayParameters
 from rlframe.networks.blocks import ActorCritic, observation_embedder
+from rlframe.networks.columns import Columns
+from rlframe.networks.distributions import (
+    categorical_log_prob_entropy,
+    chunked,
+    gaussian_log_prob_entropy,
+    softmax,
+)
 from rlframe.networks.network_wrapper import NetworkWrapper, TrainResult
 from rlframe.networks.parameters import (
     FCMiddlewareParameters,
@@ -47,7 +61,6 @@ from rlframe.networks.parameters import (
     PPOHeadParameters,
     VHeadParameters,
 )
-from rlframe.off_policy_evaluation import softmax_policy
 from rlframe.outputs import signals
 from rlframe.parameters import AgentParameters, AlgorithmParameters, check_range
 from rlframe.schedules import ConstantSchedule, Schedule
@@ -62,7 +75,19 @@ VALUE_TARGETS = "Value Targets"
 KL_DIVERGENCE = "KL Divergence"
 LIKELIHOOD_RATIO = "Likelihood Ratio"
 CLIPPED_LIKELIHOOD_RATIO = "Clipped Likelihood Ratio"
-_LOG_2PI = math.log(2.0 * math.pi)
+
+#: the loss block's per-minibatch diagnostics (weighted means over the minibatch), by name
+DIAGNOSTICS = Columns(policy_loss=1, value_loss=1, entropy=1, kl=1, ratio=1, clipped_ratio=1, value=1)
+#: one minibatch's row of an epoch's results, read back once per epoch: its loss, then :data:`DIAGNOSTICS`
+UPDATE_ROW = Columns(loss=1, **DIAGNOSTICS.widths)
+
+
+def loss_inputs(obs_size: int, action_size: int) -> Columns:
+    """The layout of the packed minibatch :class:`PPOLoss` reads: observations (D), the action (K; 1 for a discrete
+    action's index), then one column each for log pi_old(a|s), the standardised advantage, the value target, the
+    clip range epsilon and the KL coefficient."""
+    return Columns(obs=obs_size, action=action_size, old_log_prob=1, advantage=1, value_target=1, clip_epsilon=1,
+                   kl_coefficient=1)
 
 
 # ---- the math -----------------------------------------------------------------------------------------
@@ -84,7 +109,8 @@ def compute_gae(reward: np.ndarray, value: np.ndarray, next_value: np.ndarray, t
     return advantage.astype(np.float32), (advantage + value).astype(np.float32)
 
 
-def clipped_surrogate_loss(F: Any, log_prob: Any, old_log_prob: Any, advantage: Any, clip_epsilon: Any) -> tuple[Any, Any, Any]:
+def clipped_surrogate_loss(F: Any, log_prob: Any, old_log_prob: Any, advantage: Any,
+                           clip_epsilon: Any) -> tuple[Any, Any, Any]:
     """Per-sample ``-min(ratio * A, clip(ratio, 1 - eps, 1 + eps) * A)`` with ``ratio = pi / pi_old``.
 
     All inputs (B,); ``clip_epsilon`` may vary per sample. Returns (loss, ratio, clipped ratio), each (B,).
@@ -94,33 +120,30 @@ def clipped_surrogate_loss(F: Any, log_prob: Any, old_log_prob: Any, advantage: 
     return -F.minimum(ratio * advantage, clipped * advantage), ratio, clipped
 
 
-def categorical_log_prob_entropy(F: Any, logits: Any, action: Any) -> tuple[Any, Any]:
-    """log pi(a|s) (B,) of actions (B,) under softmax(logits (B, A)), and the entropy (B,)."""
-    log_p = F.log_softmax(logits, axis=1)
-    return F.pick(log_p, action, axis=1), -F.sum(F.exp(log_p) * log_p, axis=1)
-
-
-def gaussian_log_prob_entropy(F: Any, mean: Any, log_std: Any, action: Any) -> tuple[Any, Any]:
-    """log N(a; mean, exp(log_std)^2) (B,) summed over the K dimensions, and the entropy (B,)."""
-    z = (action - mean) / F.exp(log_std)
-    log_prob = F.sum(-0.5 * F.square(z) - log_std - 0.5 * _LOG_2PI, axis=1)
-    return log_prob, F.sum(log_std + 0.5 * (_LOG_2PI + 1.0), axis=1)
+def adapted_kl_coefficient(coefficient: float, measured_kl: float, target_kl: float) -> float:
+    """The KL penalty's coefficient for the next update (Schulman et al. 2017, section 4): doubled when the KL
+    measured by the last update (the mean of its last epoch) exceeded ``1.5 * target_kl``, halved when it stayed
+    under ``target_kl / 1.5``, unchanged in between (both bounds included)."""
+    if measured_kl > 1.5 * target_kl:
+        return coefficient * 2.0
+    if measured_kl < target_kl / 1.5:
+        return coefficient / 2.0
+    return coefficient
 
 
 class PPOLoss(gluon.HybridBlock):
     """A minibatch's loss as one graph (``NetworkWrapper.update`` binds it once as an executor).
 
-    Inputs: packed (B, D + K + 5), ``obs | action (K columns; 1 for discrete) | old_log_prob | advantage |
-    value_target | clip_epsilon | kl_coefficient``, and per-sample weights (B,) that sum to 1 (0 for rows
-    that only pad the batch to its fixed size). Outputs the weighted loss (1,) and the weighted means (7,)
-    of the diagnostics: policy loss, value loss, entropy, KL estimate, ratio, clipped ratio, value.
+    Inputs: packed (B, ``inputs.width``) in the layout ``inputs`` (see :func:`loss_inputs`), and per-sample
+    weights (B,) that sum to 1 (0 for rows that only pad the batch to its fixed size). Outputs the weighted loss
+    (1,) and the weighted means (7,) of the diagnostics in the layout :data:`DIAGNOSTICS`.
     """
 
-    def __init__(self, network: ActorCritic, obs_size: int, action_size: int, continuous: bool,
-                 beta_entropy: float, use_kl: bool, high_kl_penalty: float, target_kl: float) -> None:
+    def __init__(self, network: ActorCritic, inputs: Columns, continuous: bool, beta_entropy: float, use_kl: bool,
+                 high_kl_penalty: float, target_kl: float) -> None:
         super().__init__(prefix="ppoloss_")
         self.network = network
-        self._d, self._k = obs_size, action_size
+        self.inputs = inputs
         self._continuous = continuous
         self._beta_entropy = beta_entropy
         self._use_kl = use_kl
@@ -128,29 +151,28 @@ class PPOLoss(gluon.HybridBlock):
         self._target_kl = target_kl
 
     def hybrid_forward(self, F: Any, packed: Any, weights: Any) -> Any:
-        d, k = self._d, self._k
-
-        def column(offset: int) -> Any:
-            return F.slice_axis(packed, axis=1, begin=d + k + offset, end=d + k + offset + 1).reshape((-1,))
-
-        obs = F.slice_axis(packed, axis=1, begin=0, end=d)
-        action = F.slice_axis(packed, axis=1, begin=d, end=d + k)
-        old_log_prob, advantage, value_target, clip_epsilon, kl_coefficient = (column(i) for i in range(5))
-        outputs = self.network(obs)
+        inputs = self.inputs
+        old_log_prob = inputs.column(F, packed, "old_log_prob")
+        outputs = self.network(inputs.slice(F, packed, "obs"))
+        action = inputs.slice(F, packed, "action")
         if self._continuous:
             value, mean, log_std = outputs
             log_prob, entropy = gaussian_log_prob_entropy(F, mean, log_std, action)
         else:
             value, logits = outputs
             log_prob, entropy = categorical_log_prob_entropy(F, logits, action.reshape((-1,)))
-        policy_loss, ratio, clipped = clipped_surrogate_loss(F, log_prob, old_log_prob, advantage, clip_epsilon)
-        value_loss = F.square(value - value_target)
+        policy_loss, ratio, clipped = clipped_surrogate_loss(F, log_prob, old_log_prob,
+                                                             inputs.column(F, packed, "advantage"),
+                                                             inputs.column(F, packed, "clip_epsilon"))
+        value_loss = F.square(value - inputs.column(F, packed, "value_target"))
         # Per-sample KL(old || new) estimate (Schulman's k3): non-negative, unbiased, no old distribution needed.
         kl = (ratio - 1.0) - (log_prob - old_log_prob)
         loss = policy_loss + value_loss - self._beta_entropy * entropy
         if self._use_kl:
-            loss = loss + kl_coefficient * kl + self._high_kl_penalty * F.square(F.relu(kl - 2.0 * self._target_kl))
-        diagnostics = F.stack(policy_loss, value_loss, entropy, kl, ratio, clipped, value, axis=1)
+            loss = (loss + inputs.column(F, packed, "kl_coefficient") * kl
+                    + self._high_kl_penalty * F.square(F.relu(kl - 2.0 * self._target_kl)))
+        diagnostics = DIAGNOSTICS.stack(F, policy_loss=policy_loss, value_loss=value_loss, entropy=entropy, kl=kl,
+                                        ratio=ratio, clipped_ratio=clipped, value=value)
         return F.dot(weights, loss), F.stop_gradient(F.dot(weights, diagnostics))
 
 
@@ -175,7 +197,8 @@ class ClippedPPOAlgorithmParameters(AlgorithmParameters):
     :param policy_gradient_rescaler: accepted for Coach compatibility (GAE is used).
     :param gae_lambda: GAE's lambda.
     :param clip_likelihood_ratio_using_epsilon: the clip range epsilon of the likelihood ratio.
-    :param clipping_decay_schedule: multiplies epsilon; steps once per action the agent chooses.
+    :param clipping_decay_schedule: multiplies epsilon; steps once per action the agent chooses in training
+        (evaluation actions leave it where it is).
     :param beta_entropy: weight of the entropy bonus.
     :param optimization_epochs: passes over the rollout per update.
     :param estimate_state_value_using_gae: value targets = GAE advantage + V (else discounted returns).
@@ -273,14 +296,17 @@ class ClippedPPOAgent(Agent):
         super().__init__(agent_params, spaces, rng)
         action_space = spaces.action
         self.continuous = isinstance(action_space, BoxActionSpace)
-        if not self.continuous and not isinstance(action_space, DiscreteActionSpace):
+        if isinstance(action_space, BoxActionSpace):  # a mean per action dimension (and a log-std)
+            self.action_size = num_outputs = int(np.prod(action_space.shape))
+        elif isinstance(action_space, DiscreteActionSpace):  # a logit per action; actions are one index
+            self.action_size, num_outputs = 1, action_space.num_actions
+        else:
             raise ParameterValueError(f"Clipped PPO needs a discrete or box action space, got {action_space!r}.")
-        self.action_size = int(np.prod(action_space.shape)) if self.continuous else 1
-        num_outputs = self.action_size if self.continuous else action_space.num_actions
-        net_params: NetworkParameters = agent_params.network_wrappers["main"]
-        embedder = observation_embedder(net_params)
-        # The old policy is frozen by computing its log-probabilities once per update: no target copy needed.
+        # A copy, so the preset's object is left as written: the old policy is frozen by computing its
+        # log-probabilities once per update, so no target copy of the network is built.
+        net_params: NetworkParameters = copy.deepcopy(agent_params.network_wrappers["main"])
         net_params.create_target_network = False
+        embedder = observation_embedder(net_params)
 
         def build(prefix: str) -> gluon.HybridBlock:
             return ActorCritic(embedder, net_params.middleware_parameters, num_outputs, self.continuous,
@@ -289,21 +315,30 @@ class ClippedPPOAgent(Agent):
         self.network = NetworkWrapper("main", net_params, build, spaces.observation_size)
         self.networks["main"] = self.network
         algorithm = self.algorithm
+        self.loss_inputs = loss_inputs(spaces.observation_size, self.action_size)
         self.loss = PPOLoss(
-            self.network.online, spaces.observation_size, self.action_size, self.continuous,
+            self.network.online, self.loss_inputs, self.continuous,
             float(algorithm.beta_entropy), bool(algorithm.use_kl_regularization),
             float(algorithm.high_kl_penalty_coefficient), float(algorithm.target_kl_divergence),
         )
+        #: the network's outputs side by side, as :meth:`_forward_all` reads them back: V(s), then the policy
+        self.network_columns = (Columns(value=1, mean=self.action_size, log_std=self.action_size) if self.continuous
+                                else Columns(value=1, logits=num_outputs))
+        #: the agent's own copy of the preset's schedule: its position is this agent's state (checkpointed through
+        #: :meth:`schedules`), not shared with another agent built from the same preset
+        self.clipping_decay: Schedule = copy.deepcopy(algorithm.clipping_decay_schedule)
         self.kl_coefficient = float(algorithm.initial_kl_coefficient)
         self.rollout = Rollout()
         self._episode_ended_last_step = False
         self._last_kl = 0.0
+        #: the pre-network filter's state before the statistics the first rollout acts on (see :meth:`act`)
+        self._statistics_before_first_rollout: dict[str, np.ndarray] | None = None
         exploration, exploration_where = resolve_exploration(agent_params.exploration, spaces)
         if isinstance(exploration, EGreedyParameters) and self.continuous:
             exploration = exploration.continuous_exploration_policy_parameters
             exploration_where += ".continuous_exploration_policy_parameters"
         self.exploration_params = exploration
-        self.e_greedy = (EGreedy(exploration, action_space.num_actions, rng, exploration_where)
+        self.e_greedy = (EGreedy(exploration, num_outputs, rng, exploration_where)
                          if isinstance(exploration, EGreedyParameters) else None)
         expected = AdditiveNoiseParameters if self.continuous else (CategoricalParameters, EGreedyParameters)
         if not isinstance(exploration, expected):
@@ -314,19 +349,47 @@ class ClippedPPOAgent(Agent):
             )
 
     # ---- acting -------------------------------------------------------------------------------------
+    def act(self, raw_obs: np.ndarray, phase: RunPhase) -> np.ndarray:
+        """:meth:`Agent.act`, after giving a normalising pre-network filter statistics before the first training
+        action.
+
+        Such a filter is updated only at each update (``update_pre_network_filters_state_on_train`` without
+        ``..._on_inference``), so the whole first rollout would act on raw observations (only clipped), and the
+        first update would then train a policy whose inputs suddenly change scale. Before the first training
+        action, the filter is therefore fitted to every observation there is by then: the heatup's (held in the
+        rollout) and the N current ones. The first update restores the filter's state from before that fit and
+        fits it to its rollout, which holds those same observations, so none is counted twice and the statistics
+        from the first update on are exactly those of a filter fitted at updates only. (Fitting from the first
+        batch alone, when there is no heatup, gives a rough scale from N resets; it is only used for one rollout.)
+        """
+        if phase == RunPhase.TRAIN and self._first_rollout_needs_statistics():
+            filter_ = self.pre_network_filter
+            self._statistics_before_first_rollout = filter_.state()
+            current = self.input_filter.filter_observation(raw_obs, update=False)
+            filter_.filter_observation(np.concatenate([self.rollout.observations(current.shape[1:]), current]),
+                                       update=True)
+        return super().act(raw_obs, phase)
+
+    def _first_rollout_needs_statistics(self) -> bool:
+        algorithm = self.algorithm
+        return (not self.pre_network_filter.is_empty and bool(algorithm.update_pre_network_filters_state_on_train)
+                and not algorithm.update_pre_network_filters_state_on_inference
+                # a run resumed from a checkpoint after training had started has its statistics already
+                and self.training_iteration == 0 and self._steps_since_training == 0
+                and self._statistics_before_first_rollout is None)
+
     def choose_actions(self, obs: np.ndarray, phase: RunPhase) -> np.ndarray:
         # Acting runs a numpy copy of the policy, taken once per update: a batched step of 16 copies costs
         # ~30 us instead of ~450 us through MXNet.
         outputs = self.network.online_snapshot(ActorCritic.numpy_policy)(obs)
-        self.algorithm.clipping_decay_schedule.step(obs.shape[0])
+        if phase == RunPhase.TRAIN:  # the clip range decays with training steps; evaluation must not move it
+            self.clipping_decay.step(obs.shape[0])
         if self.continuous:
             mean, log_std = outputs
             if phase == RunPhase.TEST:
                 return mean
             return (mean + np.exp(log_std) * self.rng.standard_normal(mean.shape)).astype(np.float32)
-        logits = outputs[0].astype(np.float64)
-        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probs /= probs.sum(axis=1, keepdims=True)
+        probs = softmax(outputs[0].astype(np.float64))
         if self.e_greedy is not None:
             return self.e_greedy.choose(probs, phase)
         if phase == RunPhase.TEST:
@@ -346,7 +409,7 @@ class ClippedPPOAgent(Agent):
         value, policy, *log_std = (o.asnumpy() for o in self.network.online(nd.array(obs, dtype=np.float32)))
         if self.continuous:
             return [value, policy, np.exp(log_std[0])]
-        return [value, softmax_policy(policy, 1.0).astype(np.float32)]
+        return [value, softmax(policy.astype(np.float64)).astype(np.float32)]
 
     def policy_head(self) -> DiscretePolicy | ContinuousPolicy:
         value, policy, log_std = self.network.online.describe()
@@ -368,43 +431,48 @@ class ClippedPPOAgent(Agent):
         played = self._episodes_since_training if isinstance(playing, EnvironmentEpisodes) else self._steps_since_training
         if played < playing.num_steps or not self.rollout.num_transitions:
             return 0
-        if self.algorithm.act_for_full_episodes and isinstance(playing, EnvironmentSteps) and not self._episode_ended_last_step:
+        waits_for_an_episode_end = self.algorithm.act_for_full_episodes and isinstance(playing, EnvironmentSteps)
+        if waits_for_an_episode_end and not self._episode_ended_last_step:
             return 0
         self._steps_since_training = self._episodes_since_training = 0
         updates = self.update()
         self.training_iteration += 1
         return updates
 
-    def _forward_all(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(values (T,), raw policy outputs) for T observations, in chunks to bound memory."""
-        values, policy, log_std = [], [], []
-        for start in range(0, len(obs), 4096):
-            outputs = self.network.online(nd.array(obs[start:start + 4096], dtype=np.float32))
-            values.append(outputs[0].asnumpy())
-            policy.append(outputs[1].asnumpy())
-            if self.continuous:
-                log_std.append(outputs[2].asnumpy())
-        extra = (np.concatenate(policy), np.concatenate(log_std)) if self.continuous else (np.concatenate(policy),)
-        return np.concatenate(values), extra
+    def _forward_all(self, obs: np.ndarray) -> dict[str, np.ndarray]:
+        """The network's outputs for T observations (T, D), by the names of :attr:`network_columns`, each (T, w)."""
 
-    def _log_prob(self, policy: tuple[np.ndarray, ...], action: np.ndarray) -> np.ndarray:
+        def forward(rows: np.ndarray) -> np.ndarray:
+            outputs = self.network.online(nd.array(rows, dtype=np.float32))
+            return np.concatenate([o.asnumpy().reshape(len(rows), -1) for o in outputs], axis=1)
+
+        table = chunked(forward, obs)
+        return {name: table[:, begin:end] for name, (begin, end) in self.network_columns.spans.items()}
+
+    def _log_prob(self, outputs: dict[str, np.ndarray], action: np.ndarray) -> np.ndarray:
+        """log pi(a|s) (T,) of the actions (T,) or (T, K) under the policy ``outputs`` (from :meth:`_forward_all`)."""
         if self.continuous:
-            log_prob, _ = gaussian_log_prob_entropy(nd, nd.array(policy[0]), nd.array(policy[1]), nd.array(action))
+            log_prob, _ = gaussian_log_prob_entropy(nd, nd.array(outputs["mean"]), nd.array(outputs["log_std"]),
+                                                    nd.array(action))
         else:
-            log_prob, _ = categorical_log_prob_entropy(nd, nd.array(policy[0]), nd.array(action))
+            log_prob, _ = categorical_log_prob_entropy(nd, nd.array(outputs["logits"]), nd.array(action))
         return log_prob.asnumpy()
 
     def update(self) -> int:
         """One PPO update over everything played since the last; returns the number of gradient steps."""
         algorithm = self.algorithm
         batch = self.rollout.drain()
+        if self._statistics_before_first_rollout is not None:  # see act(): the rollout holds what they came from
+            self.pre_network_filter.load_state(self._statistics_before_first_rollout)
+            self._statistics_before_first_rollout = None
         obs = self.pre_network_filter.filter_observation(
             batch.obs, update=bool(algorithm.update_pre_network_filters_state_on_train))
         next_obs = self.pre_network_filter.filter_observation(batch.next_obs, update=False)
         count = len(obs)
-        values, policy = self._forward_all(np.concatenate([obs, next_obs]))
+        outputs = self._forward_all(np.concatenate([obs, next_obs]))
+        values = outputs["value"].reshape(-1)
         value, next_value = values[:count], values[count:]
-        old_log_prob = self._log_prob(tuple(p[:count] for p in policy), batch.action)
+        old_log_prob = self._log_prob({name: column[:count] for name, column in outputs.items()}, batch.action)
         lam = float(algorithm.gae_lambda) if algorithm.estimate_state_value_using_gae else 1.0
         advantage, value_target = compute_gae(batch.reward, value, next_value, batch.terminated, batch.segment_end,
                                               float(algorithm.discount), lam)
@@ -412,12 +480,10 @@ class ClippedPPOAgent(Agent):
         self.signals[VALUES].add_many(value)
         self.signals[VALUE_TARGETS].add_many(value_target)
         advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
-        clip_epsilon = float(algorithm.clip_likelihood_ratio_using_epsilon) * float(algorithm.clipping_decay_schedule.current_value)
-        action = batch.action.reshape(count, -1).astype(np.float32)
-        packed = np.concatenate([
-            obs, action, old_log_prob[:, None], advantage[:, None], value_target[:, None],
-            np.full((count, 1), clip_epsilon, np.float32), np.full((count, 1), self.kl_coefficient, np.float32),
-        ], axis=1).astype(np.float32)
+        clip_epsilon = float(algorithm.clip_likelihood_ratio_using_epsilon) * float(self.clipping_decay.current_value)
+        packed = self.loss_inputs.pack(
+            obs=obs, action=batch.action, old_log_prob=old_log_prob, advantage=advantage, value_target=value_target,
+            clip_epsilon=np.full(count, clip_epsilon), kl_coefficient=np.full(count, self.kl_coefficient))
         data = nd.array(packed, dtype=np.float32)
         batch_size = int(self.network.params.batch_size)
         num_minibatches = -(-count // batch_size)
@@ -426,6 +492,7 @@ class ClippedPPOAgent(Agent):
         last_rows = count - (num_minibatches - 1) * batch_size
         weights = [nd.full(batch_size, 1.0 / batch_size)] * (num_minibatches - 1) + [
             nd.array(np.where(np.arange(batch_size) < last_rows, 1.0 / last_rows, 0.0), dtype=np.float32)]
+        loss_column = UPDATE_ROW.spans["loss"][0]
         for epoch in range(int(algorithm.optimization_epochs)):
             order = np.resize(self.rng.permutation(count), (num_minibatches, batch_size))
             minibatches = nd.take(data, nd.array(order, dtype=np.int32))  # (num_minibatches, batch_size, columns)
@@ -436,38 +503,32 @@ class ClippedPPOAgent(Agent):
                 grad_norms.append(grad_norm)
             # One read per epoch: the engine computes minibatch i while Python prepares i + 1.
             flat = nd.concat(*results, *[g for g in grad_norms if g is not None], dim=0).asnumpy()
-            table = flat[:8 * num_minibatches].reshape(num_minibatches, 8)  # loss, then the 7 diagnostics
-            norms = iter(flat[8 * num_minibatches:].tolist())
-            for loss, grad_norm in zip(table[:, 0].tolist(), grad_norms):
+            table = flat[:UPDATE_ROW.width * num_minibatches].reshape(num_minibatches, UPDATE_ROW.width)
+            norms = iter(flat[UPDATE_ROW.width * num_minibatches:].tolist())
+            for loss, grad_norm in zip(table[:, loss_column].tolist(), grad_norms):
                 self.record_update(TrainResult(loss, None if grad_norm is None else next(norms), []))
-            self._record_epoch(epoch, table[:, 1:].sum(axis=0) / num_minibatches)
-        self._adapt_kl_coefficient()
+            self._record_epoch(epoch, UPDATE_ROW.read(table.mean(axis=0)))
+        if algorithm.use_kl_regularization:
+            self.kl_coefficient = adapted_kl_coefficient(self.kl_coefficient, self._last_kl,
+                                                         float(algorithm.target_kl_divergence))
         return num_minibatches * int(algorithm.optimization_epochs)
 
-    def _record_epoch(self, epoch: int, stats: np.ndarray) -> None:
-        policy_loss, value_loss, entropy, kl, ratio, clipped, _ = (float(x) for x in stats)
-        for name, value in ((POLICY_LOSS, policy_loss), (VALUE_LOSS, value_loss), (ENTROPY, entropy),
-                            (KL_DIVERGENCE, kl), (LIKELIHOOD_RATIO, ratio), (CLIPPED_LIKELIHOOD_RATIO, clipped)):
-            self.signals[name].add(value)
+    def _record_epoch(self, epoch: int, means: dict[str, Any]) -> None:
+        """Log one epoch's means over its minibatches (a row of :data:`UPDATE_ROW` by name)."""
+        for name, key in ((POLICY_LOSS, "policy_loss"), (VALUE_LOSS, "value_loss"), (ENTROPY, "entropy"),
+                          (KL_DIVERGENCE, "kl"), (LIKELIHOOD_RATIO, "ratio"), (CLIPPED_LIKELIHOOD_RATIO, "clipped_ratio")):
+            self.signals[name].add(float(means[key]))
         self.signals[signals.LEARNING_RATE].add(self.network.optimizer.learning_rate)
-        self._last_kl = kl
+        self._last_kl = float(means["kl"])
         self._reports.append(("Policy training", {
-            "Surrogate loss": policy_loss, "KL divergence": kl, "Entropy": entropy, "training epoch": epoch,
+            "Surrogate loss": float(means["policy_loss"]), "KL divergence": self._last_kl,
+            "Entropy": float(means["entropy"]), "training epoch": epoch,
             "learning_rate": self.network.optimizer.learning_rate,
         }))
 
-    def _adapt_kl_coefficient(self) -> None:
-        if not self.algorithm.use_kl_regularization:
-            return
-        target = float(self.algorithm.target_kl_divergence)
-        if self._last_kl > 1.5 * target:
-            self.kl_coefficient *= 2.0
-        elif self._last_kl < target / 1.5:
-            self.kl_coefficient /= 2.0
-
     # ---- state --------------------------------------------------------------------------------------
     def schedules(self) -> dict[str, Schedule]:
-        out = {"clipping_decay_schedule": self.algorithm.clipping_decay_schedule}
+        out = {"clipping_decay_schedule": self.clipping_decay}
         if self.e_greedy is not None:
             out["epsilon_schedule"] = self.e_greedy.params.epsilon_schedule
         return out

@@ -45,6 +45,13 @@ class Rollout:
         self.num_transitions += len(env_index)
         self.num_episodes += int(done.sum())
 
+    def observations(self, row_shape: tuple[int, ...]) -> np.ndarray:
+        """The observations stored so far (T, *row_shape) float32, in the order stored (the store is unchanged);
+        (0, *row_shape) when it is empty."""
+        if not self._steps:
+            return np.zeros((0, *row_shape), dtype=np.float32)
+        return np.concatenate([step[1] for step in self._steps])
+
     def drain(self) -> RolloutBatch:
         """Everything stored, as arrays, each copy's transitions in time order; the store is left empty."""
         env, obs, action, reward, next_obs, terminated, done = (np.concatenate(column) for column in zip(*self._steps))
