@@ -47,18 +47,15 @@ and ``CartPole-v0`` (200-step limit; solved at >= 195). Three configurations per
 Known differences between (i) and (iii) that SB3 or rlframe cannot be configured to remove:
 
 * advantages are standardised over the whole rollout in rlframe, per minibatch in SB3;
-* observation statistics: rlframe updates them once per update from the rollout's observations (so the
-  first rollout acts on raw observations clipped to +-5), starting from a count of 0.01 with a variance floor
-  of 0.01, and re-normalises the whole rollout with the new statistics before computing values and old
-  log-probabilities; SB3 updates them every env step, epsilon 1e-8, and trains on the observations as
+* observation statistics: rlframe updates them once per update from the rollout's observations (the first
+  rollout acts on statistics of the N first observations, replaced at the first update), starting from a count
+  of 0.01 with a variance floor of 0.01, and re-normalises the whole rollout with the new statistics before
+  computing values and old log-probabilities; SB3 updates them every env step, epsilon 1e-8, and trains on the observations as
   normalised when they were played;
 * Adam's epsilon placement (MXNet's ``adam_update`` adds it to sqrt(v), PyTorch to the bias-corrected
   sqrt(v));
 * rlframe's CartPole preset keeps Coach's ``act_for_full_episodes``: an update waits for the first step at
   which some episode ends after 2,048 steps, so its rollouts are a few steps longer than SB3's 8 x 256;
-* rlframe advances ``clipping_decay_schedule`` once per action chosen, evaluation actions included (as
-  Coach did); SB3's clip schedule counts training env steps only (on CartPole an evaluation advances rlframe's
-  by up to 2,000 actions of its 1,000,000-step decay);
 * time-limit truncation bootstraps in both, rlframe inside GAE from V(s'), SB3 by adding gamma * V(s') to
   the reward; a cut at the end of a rollout bootstraps in both;
 * the random streams differ (numpy in rlframe, torch in SB3), so equal seeds do not give equal trajectories.
