@@ -50,8 +50,8 @@ Known differences between (i) and (iii) that SB3 or rlframe cannot be configured
 * observation statistics: rlframe updates them once per update from the rollout's observations (the first
   rollout acts on statistics of the N first observations, replaced at the first update), starting from a count
   of 0.01 with a variance floor of 0.01, and re-normalises the whole rollout with the new statistics before
-  computing values and old log-probabilities; SB3 updates them every env step, epsilon 1e-8, and trains on the observations as
-  normalised when they were played;
+  computing values and old log-probabilities; SB3 updates them every env step, epsilon 1e-8, and trains on the
+  observations as normalised when they were played;
 * Adam's epsilon placement (MXNet's ``adam_update`` adds it to sqrt(v), PyTorch to the bias-corrected
   sqrt(v));
 * rlframe's CartPole preset keeps Coach's ``act_for_full_episodes``: an update waits for the first step at
