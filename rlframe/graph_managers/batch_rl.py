@@ -36,7 +36,8 @@ from rlframe.agents.contract import OfflineLearner
 from rlframe.core_types import EnvironmentEpisodes, EnvironmentSteps, RunPhase, TrainingSteps
 from rlframe.errors import ParameterValueError
 from rlframe.graph_managers.basic_rl import BasicRLGraphManager
-from rlframe.graph_managers.graph_manager import Progress, ScheduleParameters, check_step_unit
+from rlframe.graph_managers.environment_loop import EpisodeLoop
+from rlframe.graph_managers.graph_manager import GraphManager, Progress, ScheduleParameters, check_step_unit
 from rlframe.graph_managers.hooks import Epoch
 from rlframe.memories.dataset import (
     CsvDataset,
@@ -66,7 +67,7 @@ BEST_BY = (OPE_COLUMNS["sequential_dr"], "sequential_dr")
 BEST_BY_FALLBACK = (OPE_COLUMNS["wis"], "wis")
 
 
-class BatchRLGraphManager(BasicRLGraphManager):
+class BatchRLGraphManager(GraphManager):
     """A DQN-family agent trained on a dataset (coach.md section 1.5).
 
     :param agent_params: a DQN, DDQN or DDQN+BCQ agent with ``EpisodicExperienceReplayParameters`` memory
@@ -93,7 +94,11 @@ class BatchRLGraphManager(BasicRLGraphManager):
                  reward_model_num_epochs: int = 100, train_to_eval_ratio: float = 0.8,
                  experience_generating_agent_params: AgentParameters | None = None,
                  experience_generating_schedule_params: ScheduleParameters | None = None) -> None:
-        super().__init__(agent_params, env_params, schedule_params, vis_params, preset_validation_params, name)
+        super().__init__(
+            name, agent_params, env_params, schedule_params,
+            vis_params if vis_params is not None else VisualizationParameters(),
+            preset_validation_params if preset_validation_params is not None else PresetValidationParameters(),
+        )
         self.spaces_definition = spaces_definition
         self.reward_model_num_epochs = reward_model_num_epochs
         self.train_to_eval_ratio = train_to_eval_ratio
@@ -120,11 +125,15 @@ class BatchRLGraphManager(BasicRLGraphManager):
             )
 
     def _create_environments(self) -> SpacesDefinition:
+        self._train_loop: EpisodeLoop | None = None
         if self.env_params is not None:
-            spaces = super()._create_environments()
-            if not self._generates_dataset():
-                self._train_pool.close()  # the environment only evaluates; its copies are made per evaluation
-                self._train_pool = None
+            self._environment_factory()
+            loop = self._episode_loop(0)
+            spaces = loop.pool.spaces(self.env_params.level)
+            if self._generates_dataset():
+                self._train_loop = loop  # random heatup collects the dataset on these copies
+            else:
+                loop.close()  # the environment only evaluates, on copies made at the first evaluation
             return spaces
         if not isinstance(self.spaces_definition, SpacesDefinition):
             raise ParameterValueError(
@@ -132,7 +141,7 @@ class BatchRLGraphManager(BasicRLGraphManager):
                 "{'observation': VectorObservationSpace(shape=D)}), goal=None, action=DiscreteActionSpace(A), "
                 "reward=RewardSpace(1))."
             )
-        self._render = False
+        self._gifs = None
         return self.spaces_definition
 
     def _agent_parameters(self) -> AgentParameters:
@@ -156,7 +165,6 @@ class BatchRLGraphManager(BasicRLGraphManager):
         self._epoch = 0
         self._train: TransitionDataset | None = None
         self._eval: TransitionDataset | None = None
-        self._last_evaluation: dict[str, Any] = {}
         #: the checkpoint whose off-policy estimate is the best so far (kept by retention), and that estimate
         self._best: dict[str, Any] | None = None
 
@@ -255,7 +263,8 @@ class BatchRLGraphManager(BasicRLGraphManager):
             counted = copy.deepcopy(self._counters.counts), self._agent.counters()
             self._agent.add_transition_observer(log)
             try:
-                self.heatup(heatup)
+                assert self._train_loop is not None
+                self._heatup(self._train_loop, heatup)
             finally:
                 self._agent.remove_transition_observer(log)
             if self._stop_signals.requested:
@@ -323,9 +332,10 @@ class BatchRLGraphManager(BasicRLGraphManager):
             })
             self._track_best(estimates)
             if self.env_params is not None and self.evaluation_steps is not None and self.evaluation_steps.num_steps > 0:
-                self._last_evaluation = {}  # an evaluation a stop cuts short leaves the row without one
-                self.evaluate(self.evaluation_steps)
-                row.update(self._last_evaluation)
+                evaluation = self._evaluation_phase(self.evaluation_steps, rows_per_episode=False)
+                # An evaluation a stop cut short leaves the row without one.
+                if evaluation is not None and not math.isnan(evaluation["Evaluation Reward"]):
+                    row.update({k: evaluation[k] for k in ("Evaluation Reward", "Shaped Evaluation Reward", "Success Rate")})
         row["Wall-Clock Time"] = self.wall_clock
         # The memory of a batch-RL agent is the training split.
         row.update({**agent.row_statistics(), "ER #Transitions": len(self._train), "ER #Episodes": self._train.num_episodes})
@@ -366,9 +376,3 @@ class BatchRLGraphManager(BasicRLGraphManager):
             discount=float(self.agent_params.algorithm.discount),
             softmax_temperature=agent.softmax_temperature,
         )
-
-    def _record_evaluation(self, row: dict[str, Any]) -> None:
-        """Evaluation results go on the epoch's row."""
-        self._last_evaluation = {k: row[k] for k in ("Evaluation Reward", "Shaped Evaluation Reward", "Success Rate")}
-        if math.isnan(self._last_evaluation["Evaluation Reward"]):
-            self._last_evaluation = {}

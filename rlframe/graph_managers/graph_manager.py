@@ -6,16 +6,23 @@ checkpoints) only observe the run.
 """
 from __future__ import annotations
 
+import copy
+import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
+
+import mxnet as mx
+import numpy as np
 
 import yaml
 
 from rlframe.core_types import EnvironmentEpisodes, EnvironmentSteps, RunPhase, StepMethod, Time, TrainingSteps
-from rlframe.errors import CheckpointError, ParameterValueError
+from rlframe.environments.gym_environment import EnvironmentPool, make_env_factory, reward_threshold
+from rlframe.errors import CheckpointError, ParameterValueError, RlframeError, StorageError
+from rlframe.graph_managers.environment_loop import EpisodeLoop, FinishedEpisode, GifRecording
 from rlframe.outputs.atomic import atomic_write_text
 from rlframe.overrides import Hyperparameters
 from rlframe.outputs.checkpoints import (
@@ -41,7 +48,10 @@ from rlframe.parameters import (
 )
 
 from rlframe.agents.contract import AgentCheckpoint
-from rlframe.graph_managers.hooks import RunHooks
+from rlframe.graph_managers.hooks import EpisodeEnd, Evaluation, RunHooks
+from rlframe.shipped import shipped_dir
+from rlframe.spaces import SpacesDefinition
+from rlframe.stopping import RunStopped, StopSignals, signal_name
 
 if TYPE_CHECKING:
     from rlframe.agents.agent import Agent
@@ -101,6 +111,11 @@ class HumanPlayScheduleParameters(ScheduleParameters):
         self.steps_between_evaluation_periods = EnvironmentEpisodes(100000000)
         self.improve_steps = TrainingSteps(10000000000)
 
+
+#: the agent's name in screen lines (Coach's level/agent path)
+AGENT_NAME = "main_level/agent"
+#: evaluation copy i is first reset with seed ``seed + EVALUATION_SEED_OFFSET + i``
+EVALUATION_SEED_OFFSET = 10000
 
 SCHEDULE_FIELDS = ("heatup_steps", "improve_steps", "steps_between_evaluation_periods", "evaluation_steps")
 _UNITS = (EnvironmentSteps, EnvironmentEpisodes, TrainingSteps, Time)
@@ -289,6 +304,8 @@ class GraphManager(Parameters):
         self._start_time = time.time()
         self._wall_clock_offset = 0.0
         self._gif_dir = os.path.join(self._experiment_path, "gifs")
+        if self._gifs is not None:
+            self._gifs.directory = self._gif_dir
         if vis.dump_parameters_documentation:
             self.dump_parameters(os.path.join(self._experiment_path, "parameters.yaml"))
 
@@ -442,11 +459,6 @@ class GraphManager(Parameters):
         return state
 
     # ---- the policy alone, for export ---------------------------------------------------------------
-    def build_agent(self) -> "Agent":
-        """Build this preset's agent as a run builds it, writing nothing (no experiment folder, outputs or
-        checkpoints), and return it."""
-        raise NotImplementedError
-
     def load_policy(self, directory: str) -> CheckpointFiles:
         """Build the agent (:meth:`build_agent`) and load the checkpoint ``.coach_checkpoint`` names in ``directory``
         into it, without its memory; returns that checkpoint. Nothing is written."""
@@ -455,3 +467,336 @@ class GraphManager(Parameters):
         self._load_agent_state(files, restore_memory=False)
         self._last_checkpoint = files
         return files
+
+    # ---- building a run (every graph) ---------------------------------------------------------------
+    #: the CSV's index column
+    index_column = "Episode #"
+    #: whether finished heatup and training episodes get CSV rows (a batch-RL CSV has one row per epoch; evaluation-only
+    #: runs write a row per episode either way)
+    episode_rows = True
+
+    def _check_schedule(self) -> None:
+        """Refuse schedule fields this graph cannot run, before anything is built."""
+        raise NotImplementedError
+
+    def _create_environments(self) -> SpacesDefinition:
+        """Make what this graph plays on (see :meth:`_environment_factory`); returns the spaces the agent is for."""
+        raise NotImplementedError
+
+    def improve(self, until: Callable[[Progress], bool] | None = None) -> None:
+        """Train by this graph's schedule until ``improve_steps`` (or ``until``), then write the final checkpoint."""
+        raise NotImplementedError
+
+    def _restore(self, directory: str, task: TaskParameters) -> None:
+        """Load the checkpoint in ``directory`` and continue the run state it recorded."""
+        raise NotImplementedError
+
+    def create_graph(self, task_parameters: TaskParameters, stop: StopSignals | None = None) -> "GraphManager":
+        """Build environments and agent, lock the experiment folder and open the outputs; restore a checkpoint
+        when the task names one. ``stop``: the stop request the loop reads (``run`` passes its own)."""
+        self.task_parameters = task = task_parameters
+        self._stop_signals = stop or StopSignals.current()
+        self._last_checkpoint: CheckpointFiles | None = None  # a run that fails before its outputs are open names none
+        self.check_task(task)
+        self._check_schedule()
+        rng = self._seed_run(task)
+        spaces = self._create_environments()
+        self._create_agent(spaces, rng)
+        self._open_experiment(task)
+        self._setup_outputs(task, self._agent.signal_columns(), self.index_column)
+        restore_dir = task.checkpoint_restore_dir or task.checkpoint_restore_path
+        if restore_dir:
+            self._restore(restore_dir, task)
+        return self
+
+    def build_agent(self) -> "Agent":
+        """The agent as :meth:`create_graph` builds it, from one copy of the environment (only its spaces are needed),
+        writing nothing: for exporting a checkpoint's policy (:meth:`load_policy`)."""
+        self.task_parameters = task = TaskParameters(evaluate_only=0, seed=0)
+        self._stop_signals = StopSignals.current()
+        self._single_copy = True
+        rng = self._seed_run(task)
+        spaces = self._create_environments()
+        self._create_agent(spaces, rng)
+        self.close()
+        return self._agent
+
+    def _seed_run(self, task: TaskParameters) -> np.random.Generator:
+        seed = task.seed if task.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
+        task.seed = seed
+        mx.random.seed(seed)
+        self._seed = seed
+        return np.random.default_rng(seed)
+
+    def _environment_factory(self) -> None:
+        """How copies of the preset's environment are made, and how many play at once."""
+        search_dirs = [d for d in (self.origin.directory, shipped_dir("environments")) if d is not None]
+        vis = self.visualization_parameters
+        render = bool(vis.dump_gifs)
+        self._make_env = make_env_factory(self.env_params, search_dirs, render)
+        num_envs = 1 if self._single_copy else self.env_params.num_envs or self.agent_params.agent_class.default_num_envs
+        if not isinstance(num_envs, int) or num_envs < 1:
+            raise ParameterValueError(f"env_params.num_envs = {num_envs!r}: use a positive integer such as 8.")
+        self._num_envs = num_envs
+        frame_skip = int(getattr(self.env_params, "frame_skip", 1) or 1)
+        # The folder is known once the experiment folder is open (_setup_outputs).
+        self._gifs = GifRecording(vis.video_dump_filters, "", frame_skip) if render else None
+
+    def _episode_loop(self, seed_offset: int) -> EpisodeLoop:
+        """``num_envs`` new copies of the environment, seeded from ``seed + seed_offset``."""
+        pool = EnvironmentPool(self._make_env, self._num_envs, self._seed + seed_offset)
+        self._stop_signals.reassert()  # an environment (pygame) may have replaced the signal handlers
+        return EpisodeLoop(pool, float(self.agent_params.algorithm.discount), self._gifs)
+
+    def _agent_parameters(self) -> AgentParameters:
+        """The parameters the agent is built from: a copy of the preset's, so building and running (filter
+        statistics, schedule counters, networks an algorithm adds) never change the preset's objects."""
+        return copy.deepcopy(self.agent_params)
+
+    def _create_agent(self, spaces: SpacesDefinition, rng: np.random.Generator) -> None:
+        self._agent: Agent = self.agent_params.agent_class(self._agent_parameters(), spaces, rng)
+        self._counters = PhaseCounters()
+        self._progress = Progress()
+        self._first_checkpoint_id = 0
+        self._evaluations = 0
+        self._until: Callable[[Progress], bool] | None = None
+        self._stop = False
+        self._eval_loop: EpisodeLoop | None = None
+        self._success_threshold = self._reward_threshold()
+
+    def _reward_threshold(self) -> float | None:
+        if self.env_params is None:
+            return None
+        if self._train_loop is not None:
+            return reward_threshold(self.env_params, self._train_loop.pool.envs[0])
+        env = self._make_env()  # a batch-RL graph that only evaluates: a copy made for the purpose
+        try:
+            return reward_threshold(self.env_params, env)
+        finally:
+            env.close()
+
+    # ---- running ------------------------------------------------------------------------------------
+    def run(self, task_parameters: TaskParameters, until: Callable[[Progress], bool] | None = None) -> Progress:
+        """Build, then train (or only evaluate, with ``evaluate_only``), then close.
+
+        On SIGTERM or SIGINT the run finishes its step, writes a final checkpoint, flushes the CSV, prints one
+        line and raises :class:`~rlframe.stopping.RunStopped`. An error after the outputs are open is also
+        written to ``log.txt``; a file that cannot be written ends the run with the last complete checkpoint
+        named (:class:`~rlframe.errors.StorageError`).
+        """
+        failed = True
+        with StopSignals() as stop:
+            try:
+                self.create_graph(task_parameters, stop)
+                if task_parameters.evaluate_only is not None:
+                    steps = task_parameters.evaluate_only
+                    self.evaluate(EnvironmentSteps(steps) if steps else (self.evaluation_steps or EnvironmentEpisodes(1)),
+                                  rows_per_episode=True)
+                else:
+                    self.improve(until)
+                if stop.signum is not None:
+                    self._screen.line(self.stopped_line(stop.signum))
+                failed = False
+            except StorageError as exc:
+                raise self._note_failure(StorageError(f"{exc} The run stopped; {self.last_checkpoint_text()}.")) from exc
+            except RlframeError as exc:
+                raise self._note_failure(exc)
+            finally:
+                self.close(failed)
+        if stop.signum is not None:
+            raise RunStopped(stop.signum, self.stopped_line(stop.signum))
+        return self._progress
+
+    def stopped_line(self, signum: int) -> str:
+        """The line a run stopped by ``signum`` ends with: what was finished and kept."""
+        if self._task.evaluate_only is not None:
+            done = self._counters.get(RunPhase.TEST, EnvironmentEpisodes)
+            return f"Stopped by {signal_name(signum)} after {done} evaluation episodes; the CSV is written."
+        return f"Stopped by {signal_name(signum)}: finished the current step; {self.last_checkpoint_text()}."
+
+    def _note_failure(self, exc: RlframeError) -> RlframeError:
+        """Keep the error a run ends with in ``log.txt`` too (the command-line tool prints it on stderr)."""
+        if getattr(self, "_screen", None) is not None:
+            self._screen.log_only(f"error: {exc}")
+        return exc
+
+    def _should_stop(self) -> bool:
+        return self._stop_signals.poll() or self._stop or (self._until is not None and self._until(self._progress))
+
+    # ---- playing episodes (heatup, evaluation) -------------------------------------------------------
+    def _heatup(self, loop: EpisodeLoop, steps: StepMethod) -> None:
+        """Act uniformly at random (unless the algorithm says otherwise) for whole episodes until ``steps``."""
+        unit = type(steps)
+        pool = loop.pool
+        if self._counters.get(RunPhase.HEATUP, unit) >= steps.num_steps:
+            return  # nothing to do, or a resumed run whose heatup is already done
+        while not self._stop_signals.poll():
+            reached = self._counters.get(RunPhase.HEATUP, unit) >= steps.num_steps
+            if reached and not pool.active.any():
+                break
+            self._play(loop, RunPhase.HEATUP, 0 if reached else None)
+        pool.reopen()
+
+    def evaluate(self, steps: StepMethod, rows_per_episode: bool = False) -> float:
+        """Run whole evaluation episodes on separate environment copies and write the evaluation's CSV row (none
+        when only evaluating); returns the mean total reward (NaN when a stop request cut it short)."""
+        row = self._evaluation_phase(steps, rows_per_episode)
+        if row is None:
+            return math.nan
+        self._evaluation_done(row)
+        return float(row["Evaluation Reward"])
+
+    def _evaluation_done(self, row: dict[str, Any]) -> None:
+        """A complete evaluation phase: write its CSV row (none when only evaluating)."""
+        if self._task.evaluate_only is None and self._csv is not None:
+            self._csv.add_row(row)
+
+    def _evaluation_phase(self, steps: StepMethod, rows_per_episode: bool) -> dict[str, Any] | None:
+        """Play whole evaluation episodes on the evaluation copies; returns the evaluation's CSV row.
+
+        A stop request ends it after the current step and None is returned; while training, its steps and episodes
+        are not counted either, so the resumed run evaluates again.
+        """
+        if self._eval_loop is None:
+            self._eval_loop = self._episode_loop(EVALUATION_SEED_OFFSET)
+        loop = self._eval_loop
+        pool = loop.pool
+        started_at = time.perf_counter()
+        loop.tracker.clear()
+        by_episodes = isinstance(steps, EnvironmentEpisodes)
+        target = int(steps.num_steps)
+        pool.restart(min(pool.num_envs, target) if by_episodes else pool.num_envs)
+        started = int(pool.active.sum())
+        start_steps = self._counters.get(RunPhase.TEST, EnvironmentSteps)
+        counted = copy.deepcopy(self._counters.counts[RunPhase.TEST.name])
+        results: list[FinishedEpisode] = []
+        while pool.active.any():
+            if self._stop_signals.poll():
+                if self._task.evaluate_only is None:
+                    self._counters.counts[RunPhase.TEST.name] = counted
+                return None
+            if by_episodes:
+                quota = target - started
+            else:
+                quota = 0 if self._counters.get(RunPhase.TEST, EnvironmentSteps) - start_steps >= target else None
+            _, finished = self._play(loop, RunPhase.TEST, quota, rows_per_episode)
+            started += int(pool.episode_started.sum())
+            results.extend(finished)
+        return self._end_evaluation(results, time.perf_counter() - started_at)
+
+    def _end_evaluation(self, results: list[FinishedEpisode], seconds: float) -> dict[str, Any]:
+        self._evaluations += 1
+        rewards = np.array([r.total_reward for r in results])
+        mean = float(rewards.mean()) if len(rewards) else math.nan
+        success = (
+            float(np.mean(rewards >= self._success_threshold)) if self._success_threshold is not None and len(rewards) else math.nan
+        )
+        self._progress.last_evaluation_reward = mean
+        self._progress.last_success_rate = success
+        self._progress.evaluations.append((self._progress.episodes, mean))
+        self._screen.line(
+            f"## agent: Finished evaluation phase. Success rate = {success:.2f}, Avg Total Reward = {mean:.2f}"
+        )
+        if (self._task.apply_stop_condition and not math.isnan(success)
+                and success >= float(self.env_params.target_success_rate)):
+            self._screen.line("## agent: Reached the target success rate; stopping.")
+            self._stop = True
+        event = Evaluation(mean, success, len(results), self._agent.total_steps, seconds)
+        for hooks in self._hooks:
+            hooks.on_evaluation(event)
+        return {
+            "Episode #": self._progress.episodes,
+            "Training Iter": self._agent.training_iteration,
+            "Epoch": 0,
+            "In Heatup": 0,
+            "Total steps": self._agent.total_steps,
+            "Wall-Clock Time": self.wall_clock,
+            "Evaluation Reward": mean,
+            "Shaped Evaluation Reward": float(np.mean([r.shaped_reward for r in results])) if results else math.nan,
+            "Success Rate": success,
+        }
+
+    def _play(self, loop: EpisodeLoop, phase: RunPhase, max_new_episodes: int | None,
+              rows_per_episode: bool = False) -> tuple[int, list[FinishedEpisode]]:
+        """Act once in every active copy of ``loop`` and handle finished episodes; returns (steps played, finished)."""
+        played, finished = loop.step(self._agent, phase, max_new_episodes)
+        self._counters.add(phase, steps=played)
+        for episode in finished:
+            self._counters.add(phase, episodes=1)  # one at a time, so each episode gets its own number
+            number = self._episode_ended(episode, phase, rows_per_episode)
+            loop.episode_numbered(episode, phase, number)
+        return played, finished
+
+    def _episode_ended(self, episode: FinishedEpisode, phase: RunPhase, rows_per_episode: bool) -> int:
+        """Count, log, write and report a finished episode; returns its number."""
+        agent = self._agent
+        if phase != RunPhase.TEST:
+            self._progress.episodes += 1
+            agent.episode_ended(episode.discounted_return)
+        number = self._episode_number(phase)
+        self._screen.log_dict(phase.value, {
+            "Name": AGENT_NAME, "Worker": self._task.task_index, "Episode": number,
+            "Total reward": round(episode.total_reward, 2), "Exploration": round(agent.exploration_value(phase), 2),
+            "Steps": self._total_steps(), "Training iteration": agent.training_iteration,
+        })
+        if self._csv is not None and (rows_per_episode or (self.episode_rows and phase != RunPhase.TEST)):
+            self._csv.add_row(self._episode_row(episode, phase, number))
+        if self._hooks:
+            event = EpisodeEnd(phase, number, episode.total_reward, episode.shaped_reward, episode.length,
+                               self._total_steps())
+            for hooks in self._hooks:
+                hooks.on_episode_end(event)
+        if self._until is not None and phase != RunPhase.TEST and self._until(self._progress):
+            self._stop = True
+        return number
+
+    def _episode_row(self, episode: FinishedEpisode, phase: RunPhase, number: int) -> dict[str, Any]:
+        agent = self._agent
+        row: dict[str, Any] = {
+            "Episode #": number,
+            "Epoch": 0,
+            "In Heatup": int(phase == RunPhase.HEATUP),
+            "Episode Length": episode.length,
+            "Total steps": self._total_steps(),
+            "Epsilon": agent.exploration_value(phase),
+            "Wall-Clock Time": self.wall_clock,
+            **agent.row_statistics(),
+        }
+        if phase == RunPhase.TRAIN:
+            row["Shaped Training Reward"] = episode.shaped_reward
+            row["Training Reward"] = episode.total_reward
+        elif phase == RunPhase.TEST:
+            row["Evaluation Reward"] = episode.total_reward
+            row["Shaped Evaluation Reward"] = episode.shaped_reward
+        return row
+
+    def _total_steps(self) -> int:
+        """The step count a line or row shows: the agent's heatup and training steps, or, in a run that only
+        evaluates, the evaluation steps played so far (as Coach's evaluate-only runs count them)."""
+        if self._task.evaluate_only is not None:
+            return self._counters.get(RunPhase.TEST, EnvironmentSteps)
+        return self._agent.total_steps
+
+    def _episode_number(self, phase: RunPhase) -> int:
+        if phase == RunPhase.TEST:
+            return self._counters.get(RunPhase.TEST, EnvironmentEpisodes)
+        return self._progress.episodes
+
+    def close(self, failed: bool = False) -> None:
+        """Flush the CSV, close the environments and the log, and release the experiment folder. After a
+        failure the CSV is written only if it has rows, and a failing write is not raised over the first error."""
+        try:
+            if getattr(self, "_csv", None) is not None:
+                try:
+                    self._csv.flush(create=not failed)
+                except StorageError:
+                    if not failed:
+                        raise
+        finally:
+            for loop in (getattr(self, "_train_loop", None), getattr(self, "_eval_loop", None)):
+                if loop is not None:
+                    loop.close()
+            if getattr(self, "_screen", None) is not None:
+                self._screen.close()
+            if getattr(self, "_folder", None) is not None:
+                self._folder.close()
