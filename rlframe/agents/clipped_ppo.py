@@ -213,7 +213,6 @@ class ClippedPPOAlgorithmParameters(AlgorithmParameters):
     :param high_kl_penalty_coefficient: weight of ``max(0, KL - 2 * target)^2``.
     :param normalization_stats: accepted for Coach compatibility.
     :param value_targets_mix_fraction: accepted for Coach compatibility.
-    :param use_separate_networks_per_head: kept on the network parameters, as in Coach.
     """
 
     def __init__(self) -> None:
