@@ -35,12 +35,14 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "rl_coach.environments.gym_environment": ("rlframe.environments.gym_environment",),
     "rl_coach.environments.environment": ("rlframe.environments.gym_environment",),
     "rl_coach.agents.clipped_ppo_agent": ("rlframe.agents.clipped_ppo",),
+    "rl_coach.agents.actor_critic_agent": ("rlframe.agents.actor_critic",),
     "rl_coach.agents.dqn_agent": ("rlframe.agents.dqn",),
     "rl_coach.agents.ddqn_agent": ("rlframe.agents.ddqn",),
     "rl_coach.agents.ddqn_bcq_agent": ("rlframe.agents.ddqn_bcq",),
     "rl_coach.exploration_policies.e_greedy": ("rlframe.exploration.parameters",),
     "rl_coach.exploration_policies.additive_noise": ("rlframe.exploration.parameters",),
     "rl_coach.exploration_policies.categorical": ("rlframe.exploration.parameters",),
+    "rl_coach.exploration_policies.continuous_entropy": ("rlframe.agents.actor_critic",),
     "rl_coach.schedules": ("rlframe.schedules",),
     "rl_coach.architectures.layers": ("rlframe.networks.parameters",),
     "rl_coach.architectures.tensorflow_components.layers": ("rlframe.networks.parameters",),
@@ -66,9 +68,6 @@ ALIASES: dict[str, tuple[str, ...]] = {
 NOT_PROVIDED: dict[str, dict[str, str]] = {
     "rl_coach.agents.policy_gradients_agent": {
         "PolicyGradientsAgentParameters": "use ClippedPPOAgentParameters (rl_coach.agents.clipped_ppo_agent)",
-    },
-    "rl_coach.agents.actor_critic_agent": {
-        "ActorCriticAgentParameters": "use ClippedPPOAgentParameters (rl_coach.agents.clipped_ppo_agent)",
     },
     "rl_coach.architectures.layers": {
         "Conv2d": "use Dense layers on a flattened observation",

@@ -282,15 +282,15 @@ def test_an_rl_coach_module_rlframe_does_not_provide() -> None:
 
 
 def test_a_class_rlframe_does_not_implement_imports_and_fails_only_when_used(write_preset: WritePreset) -> None:
-    imports = "from rl_coach.agents.actor_critic_agent import ActorCriticAgentParameters\n"
+    imports = "from rl_coach.agents.policy_gradients_agent import PolicyGradientsAgentParameters\n"
     write_preset("names_it", text=imports + (FIXTURES / "coach_cartpole_dqn.py").read_text())
     assert isinstance(load_preset("names_it"), BasicRLGraphManager)
-    path = write_preset("uses_it", text=imports + "x = 1\nagent_params = ActorCriticAgentParameters()\n")
+    path = write_preset("uses_it", text=imports + "x = 1\nagent_params = PolicyGradientsAgentParameters()\n")
     with pytest.raises(PresetError) as info:
         load_preset("uses_it")
     assert str(info.value) == (
-        f"Preset {path.resolve()}, line 3 is invalid: rlframe does not implement ActorCriticAgentParameters "
-        "(from rl_coach.agents.actor_critic_agent); use ClippedPPOAgentParameters (rl_coach.agents.clipped_ppo_agent)."
+        f"Preset {path.resolve()}, line 3 is invalid: rlframe does not implement PolicyGradientsAgentParameters "
+        "(from rl_coach.agents.policy_gradients_agent); use ClippedPPOAgentParameters (rl_coach.agents.clipped_ppo_agent)."
     )
 
 

@@ -209,15 +209,15 @@ class ProjectLauncher(SageMakerCoachPresetLauncher):
     (["--discount", "high"], "discount (rl.agent_params.algorithm.discount) expects a number, got 'high'"),
     (["--num_workers", "2"], "num_workers = 2: rlframe trains in one process; use 1."),
     (["--RLCOACH_PRESET", "nope"], "Preset 'nope' is not in "),
-    (["--RLCOACH_PRESET", "uses-actor-critic"],
-     "line 2 is invalid: rlframe does not implement ActorCriticAgentParameters (from rl_coach.agents.actor_critic_agent)"),
+    (["--RLCOACH_PRESET", "uses-policy-gradients"],
+     "line 2 is invalid: rlframe does not implement PolicyGradientsAgentParameters (from rl_coach.agents.policy_gradients_agent)"),
 ])
 def test_a_mistake_in_the_hyperparameters_is_one_line(argv: list[str], message: str, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "uses-actor-critic.py").write_text(
-        "from rl_coach.agents.actor_critic_agent import ActorCriticAgentParameters\n"
-        "agent_params = ActorCriticAgentParameters()\n")
+    (tmp_path / "uses-policy-gradients.py").write_text(
+        "from rl_coach.agents.policy_gradients_agent import PolicyGradientsAgentParameters\n"
+        "agent_params = PolicyGradientsAgentParameters()\n")
     monkeypatch.setattr(ProjectLauncher, "folder", tmp_path)
     monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(tmp_path / "opt_ml"))
     monkeypatch.setattr(sys, "argv", ["train-coach.py", *argv])
