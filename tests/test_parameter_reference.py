@@ -15,6 +15,7 @@ from rlframe.parameter_reference import (
     full_markdown,
     main,
     meaning_of,
+    param_lines,
     reference,
     split_unit,
 )
@@ -46,6 +47,12 @@ def test_every_field_has_a_param_line(refs: list[ClassReference]) -> None:
         "fields without a ':param <field>: <meaning>' line in their class docstring (or a base class's): "
         + ", ".join(missing)
     )
+
+
+def test_no_param_line_names_a_field_the_class_does_not_have(refs: list[ClassReference]) -> None:
+    stale = [f"{r.cls.__module__}.{r.name}: {name}" for r in refs
+             for name in param_lines(r.cls) if name not in {f.name for f in r.fields}]
+    assert not stale, "':param' lines naming no field of their class: " + ", ".join(stale)
 
 
 def test_discovers_every_kind_of_parameter_class(refs: list[ClassReference]) -> None:
