@@ -276,6 +276,81 @@ def make_env_factory(params: GymEnvironmentParameters, search_dirs: list[Path], 
     return make_registered
 
 
+def _number(value: Any) -> float | None:
+    """``value`` as a float where it is a finite real number (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value):
+        return None
+    return float(value)
+
+
+def _read(obj: Any, name: str) -> Any:
+    """``obj.name``, or None where it is missing or raises (a user's environment is not to be trusted)."""
+    try:
+        return getattr(obj, name, None)
+    except Exception:
+        return None
+
+
+def _layers(env: Any) -> list[Any]:
+    """``env`` and the environments it wraps, outermost first (gymnasium's and old gym's wrappers and
+    GymApiAdapter keep the wrapped one in ``env``)."""
+    layers = [env]
+    while len(layers) < 64:
+        inner = _read(layers[-1], "env")
+        if inner is None or not callable(_read(inner, "step")) or any(inner is layer for layer in layers):
+            break
+        layers.append(inner)
+    return layers
+
+
+def registered_reward_threshold(env_class: type) -> float | None:
+    """The ``reward_threshold`` of the gymnasium ids registered for ``env_class``, where they all have the same
+    one; None where no id is registered for it, or they differ (``CartPoleEnv``: CartPole-v0 195, CartPole-v1 475).
+
+    An id matches when its entry point is the class itself, or ``'module:Class'`` naming the class's qualified name
+    in a module of the class's module file name (a level module rlframe loads from beside a preset gets a module
+    name of its own)."""
+    try:
+        stem = Path(sys.modules[env_class.__module__].__file__ or "").stem
+    except (KeyError, TypeError):
+        stem = env_class.__module__.rpartition(".")[2]
+    thresholds = set()
+    for spec in gym.registry.values():
+        entry_point = spec.entry_point
+        if isinstance(entry_point, str):
+            module_name, _, attr = entry_point.partition(":")
+            if attr != env_class.__qualname__ or module_name.rpartition(".")[2] not in (stem, env_class.__module__):
+                continue
+        elif entry_point is not env_class:
+            continue
+        thresholds.add(_number(spec.reward_threshold))
+    return thresholds.pop() if len(thresholds) == 1 else None
+
+
+def reward_threshold(env_params: EnvironmentParameters, env: Any) -> float | None:
+    """The total episode reward that counts as a success (what the CSV's ``Success Rate`` measures), or None
+    where none is known (the column stays empty).
+
+    In order: the preset's ``custom_reward_threshold``; a finite ``spec.reward_threshold`` or ``reward_threshold``
+    of ``env`` or of any environment it wraps (a registered id's spec, or what a factory's environment carries);
+    then :func:`registered_reward_threshold` of the innermost environment's class. The last makes a level named by
+    its gymnasium id and the same environment made by a ``module:callable`` factory agree:
+    ``patient_envs:PatientMountainCar`` (gymnasium's MountainCarEnv under a 10,000-step limit) gets
+    MountainCar-v0's -110, ``patient_envs:PatientContinuousMountainCar`` MountainCarContinuous-v0's 90.
+
+    :param env_params: the preset's environment parameters.
+    :param env: one copy of the environment, as :func:`make_env_factory` makes it.
+    """
+    if env_params.custom_reward_threshold is not None:
+        return float(env_params.custom_reward_threshold)
+    layers = _layers(env)
+    for layer in layers:
+        for threshold in (_read(_read(layer, "spec"), "reward_threshold"), _read(layer, "reward_threshold")):
+            if _number(threshold) is not None:
+                return _number(threshold)
+    return registered_reward_threshold(type(layers[-1]))
+
+
 class StepResult(NamedTuple):
     """What k active environments returned: next_obs (k, D) (the final observation where an episode
     ended), reward (k,), terminated (k,), truncated (k,)."""
