@@ -78,7 +78,8 @@ experience_generating_agent_params.exploration.epsilon_schedule = LinearSchedule
 
 experience_generating_schedule_params = ScheduleParameters()
 experience_generating_schedule_params.heatup_steps = EnvironmentSteps(1000)
-experience_generating_schedule_params.improve_steps = TrainingSteps(DATASET_SIZE - experience_generating_schedule_params.heatup_steps.num_steps)
+experience_generating_schedule_params.improve_steps = TrainingSteps(
+    DATASET_SIZE - experience_generating_schedule_params.heatup_steps.num_steps)
 experience_generating_schedule_params.steps_between_evaluation_periods = EnvironmentEpisodes(10)
 experience_generating_schedule_params.evaluation_steps = EnvironmentEpisodes(1)
 

@@ -2,8 +2,14 @@
 (rl_mountain_car_coach_gymEnv/src), values unchanged."""
 from rl_coach.agents.dqn_agent import DQNAgentParameters
 from rl_coach.base_parameters import EmbedderScheme, MiddlewareScheme, PresetValidationParameters, VisualizationParameters
-from rl_coach.core_types import EnvironmentEpisodes, EnvironmentSteps, RunPhase, TrainingSteps
-from rl_coach.core_types import MaxDumpFilter, SelectedPhaseOnlyDumpFilter
+from rl_coach.core_types import (
+    EnvironmentEpisodes,
+    EnvironmentSteps,
+    MaxDumpFilter,
+    RunPhase,
+    SelectedPhaseOnlyDumpFilter,
+    TrainingSteps,
+)
 from rl_coach.environments.gym_environment import GymVectorEnvironment
 from rl_coach.graph_managers.basic_rl_graph_manager import BasicRLGraphManager
 from rl_coach.graph_managers.graph_manager import ScheduleParameters

@@ -18,7 +18,7 @@ import numbers
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeGuard
 
 import gymnasium as gym
 import numpy as np
@@ -37,7 +37,7 @@ LEADING_COLUMNS = ["action", "all_action_probabilities", "episode_id", "reward",
 _OBSERVATION_SPACES = (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiDiscrete, gym.spaces.MultiBinary)
 
 
-def _is_count(value: Any) -> bool:
+def _is_count(value: Any) -> TypeGuard[int]:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
@@ -154,6 +154,7 @@ class VectoredGymEnvironment:
             self.close()
             raise
         space = self._envs[0].action_space
+        assert isinstance(space, gym.spaces.Discrete)  # _check_spaces refused every other kind
         self.num_actions = int(space.n)
         self._first_action = int(space.start)
         #: Dimensions D of a flattened observation (the ``state_feature_*`` columns).

@@ -73,7 +73,7 @@ def _evaluate(node: ast.AST, text: str) -> Any:
         if any(k.arg is None for k in node.keywords):
             raise ParameterValueError(f"{text!r}: '**' unpacking is not allowed in a value.")
         args = [_evaluate(a, text) for a in node.args]
-        kwargs = {k.arg: _evaluate(k.value, text) for k in node.keywords}
+        kwargs = {k.arg: _evaluate(k.value, text) for k in node.keywords if k.arg is not None}
         try:
             return CONSTRUCTORS[node.func.id](*args, **kwargs)
         except Exception as exc:  # the constructors are allow-listed: whatever they raise is about these arguments
@@ -125,64 +125,98 @@ def parse_value(text: Any) -> Any:
 
 def coerce(value: Any, current: Any, where: str) -> Any:
     """``value`` converted to the type of ``current`` (the preset's value), or a ParameterValueError."""
-    def wrong(expected: str) -> ParameterValueError:
-        return ParameterValueError(f"{where} expects {expected}, got {value!r} ({type(value).__name__}).")
-
     if current is None or value is None:
         return value
+    try:
+        return _coerce_to_kind_of(current, value, where)
+    except _Mismatch as mismatch:
+        raise ParameterValueError(f"{where} expects {mismatch}, got {value!r} ({type(value).__name__}).") from None
+
+
+class _Mismatch(Exception):
+    """``value`` cannot stand for a parameter of this kind; the message says what the parameter expects."""
+
+
+def _coerce_to_kind_of(current: Any, value: Any, where: str) -> Any:
+    """One converter per kind of preset value, most specific first (a bool is an int, a scheme an Enum)."""
     if isinstance(current, bool):
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, (int, float)) and value in (0, 1):
-            return bool(value)
-        if isinstance(value, str) and value.strip().lower() in ("true", "false", "0", "1"):
-            return value.strip().lower() in ("true", "1")
-        raise wrong("a boolean (true/false/1/0)")
-    if isinstance(current, int) and not isinstance(current, bool):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise wrong("an integer")
+        return _to_bool(value)
+    if isinstance(current, int):
+        return _to_int(value)
     if isinstance(current, float):
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if _is_number(value):
             return float(value)
-        raise wrong("a number")
+        raise _Mismatch("a number")
     if isinstance(current, StepMethod):
-        if isinstance(value, StepMethod):
-            return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return _step(type(current), value, where)
-        raise wrong(f"a step count such as {type(current).__name__}(1000)")
+        return _to_steps(value, current, where)
     if _is_layer_scheme(current):
-        # ``scheme`` takes a named scheme or an explicit layer list (``[Dense(64)]``), whichever the preset used.
-        if isinstance(value, list) and all(isinstance(v, Dense) for v in value):
-            return list(value)
-        if isinstance(value, str) and isinstance(current, Enum) and _enum_member(type(current), value) is not None:
-            return _enum_member(type(current), value)
-        if isinstance(value, (EmbedderScheme, MiddlewareScheme)) and (not isinstance(current, Enum) or type(value) is type(current)):
-            return value
-        kind = type(current).__name__ if isinstance(current, Enum) else "EmbedderScheme/MiddlewareScheme"
-        raise wrong(f"a scheme such as {kind}.Medium or a list of layers such as [Dense(64)]")
+        return _to_layer_scheme(value, current)
     if isinstance(current, Enum):
-        if isinstance(value, type(current)):
-            return value
-        if isinstance(value, str) and _enum_member(type(current), value) is not None:
-            return _enum_member(type(current), value)
-        raise wrong(f"one of {', '.join(type(current).__name__ + '.' + m for m in type(current).__members__)}")
+        return _to_enum(value, current)
     if isinstance(current, Schedule):
-        if isinstance(value, Schedule):
-            return value
-        raise wrong("a schedule such as LinearSchedule(1.0, 0.01, 10000)")
+        return _same_kind(value, Schedule, "a schedule such as LinearSchedule(1.0, 0.01, 10000)")
     if isinstance(current, str):
-        if isinstance(value, str):
-            return value
-        raise wrong("a string")
+        return _same_kind(value, str, "a string")
     if isinstance(current, (list, tuple)) and isinstance(value, (list, tuple)):
         return type(current)(value) if isinstance(current, tuple) else list(value)
+    return _same_kind(value, type(current), f"a value of type {type(current).__name__}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _same_kind(value: Any, kind: type, expected: str) -> Any:
+    if isinstance(value, kind):
+        return value
+    raise _Mismatch(expected)
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "0", "1"):
+        return value.strip().lower() in ("true", "1")
+    raise _Mismatch("a boolean (true/false/1/0)")
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise _Mismatch("an integer")
+
+
+def _to_steps(value: Any, current: StepMethod, where: str) -> StepMethod:
+    if isinstance(value, StepMethod):
+        return value
+    if _is_number(value):
+        return _step(type(current), value, where)
+    raise _Mismatch(f"a step count such as {type(current).__name__}(1000)")
+
+
+def _to_layer_scheme(value: Any, current: Any) -> Any:
+    """``scheme`` takes a named scheme or an explicit layer list (``[Dense(64)]``), whichever the preset used."""
+    if isinstance(value, list) and all(isinstance(v, Dense) for v in value):
+        return list(value)
+    if isinstance(value, str) and isinstance(current, Enum) and _enum_member(type(current), value) is not None:
+        return _enum_member(type(current), value)
+    same_scheme = not isinstance(current, Enum) or type(value) is type(current)
+    if isinstance(value, (EmbedderScheme, MiddlewareScheme)) and same_scheme:
+        return value
+    kind = type(current).__name__ if isinstance(current, Enum) else "EmbedderScheme/MiddlewareScheme"
+    raise _Mismatch(f"a scheme such as {kind}.Medium or a list of layers such as [Dense(64)]")
+
+
+def _to_enum(value: Any, current: Enum) -> Enum:
     if isinstance(value, type(current)):
         return value
-    raise wrong(f"a value of type {type(current).__name__}")
+    if isinstance(value, str) and (member := _enum_member(type(current), value)) is not None:
+        return member
+    raise _Mismatch(f"one of {', '.join(type(current).__name__ + '.' + m for m in type(current).__members__)}")
 
 
 def _enum_member(enum: type[Enum], name: str) -> Enum | None:
@@ -224,7 +258,8 @@ def _child(obj: Any, segment: Any, path: str) -> Any:
     if isinstance(obj, dict):
         if segment not in obj:
             raise UnknownParameterError(
-                f"{path}: {segment!r} is not a key here.{closest(str(segment), [str(k) for k in obj])} Keys: {', '.join(map(str, obj))}."
+                f"{path}: {segment!r} is not a key here.{closest(str(segment), [str(k) for k in obj])} "
+                f"Keys: {', '.join(map(str, obj))}."
             )
         return obj[segment]
     if isinstance(obj, Parameters):
@@ -255,7 +290,8 @@ def assign(root: Parameters, segments: list[Any], value: Any, path: str) -> None
         # complaining about the value's type.
         prop = getattr(type(parent), last, None)
         if isinstance(prop, property) and prop.fset is None:
-            raise ParameterValueError(f"{path}: {type(parent).__name__}.{last} is computed from other parameters and cannot be set.")
+            raise ParameterValueError(
+                f"{path}: {type(parent).__name__}.{last} is computed from other parameters and cannot be set.")
     converted = coerce(value, current, path)
     if isinstance(parent, dict):
         parent[last] = converted
@@ -264,11 +300,13 @@ def assign(root: Parameters, segments: list[Any], value: Any, path: str) -> None
 
 
 def coach_path_segments(key: str) -> list[Any]:
-    """``agent_params.network_wrappers['main'].learning_rate`` -> ['agent_params', 'network_wrappers', 'main', 'learning_rate']."""
+    """``agent_params.network_wrappers['main'].learning_rate`` ->
+    ``['agent_params', 'network_wrappers', 'main', 'learning_rate']``."""
     try:
         node = ast.parse(key.strip(), mode="eval").body
     except SyntaxError as exc:
-        raise ParameterValueError(f"-cp key {key!r} is not a parameter path such as agent_params.algorithm.discount.") from exc
+        raise ParameterValueError(
+            f"-cp key {key!r} is not a parameter path such as agent_params.algorithm.discount.") from exc
     segments: list[Any] = []
     while True:
         if isinstance(node, ast.Attribute):
@@ -293,7 +331,8 @@ def apply_custom_parameters(graph_manager: Parameters, text: str) -> None:
     for item in filter(None, (part.strip() for part in text.split(";"))):
         key, sep, raw = item.partition("=")
         if not sep:
-            raise ParameterValueError(f"-cp entry {item!r} has no '='; write key=value, e.g. agent_params.algorithm.discount=0.9.")
+            raise ParameterValueError(
+                f"-cp entry {item!r} has no '='; write key=value, e.g. agent_params.algorithm.discount=0.9.")
         segments = coach_path_segments(key)
         for segment in segments:
             _check_segment(segment, key.strip())

@@ -83,7 +83,8 @@ def find_preset(spec: str) -> tuple[Path, str]:
     if ":" in spec and not os.path.exists(spec):
         file_part, _, variable = spec.rpartition(":")
         if not variable.isidentifier():
-            raise PresetError(f"Preset {spec!r}: {variable!r} after ':' is not a Python variable name (write file.py:graph_manager).")
+            raise PresetError(
+                f"Preset {spec!r}: {variable!r} after ':' is not a Python variable name (write file.py:graph_manager).")
     candidate = Path(file_part).expanduser()
     is_path = os.sep in file_part or "/" in file_part
     if is_path or candidate.suffix.lower() == ".py":
@@ -92,7 +93,8 @@ def find_preset(spec: str) -> tuple[Path, str]:
             return path.resolve(), variable
         if is_path:
             raise PresetError(
-                f"Preset file {str(path)!r} does not exist. Check the path, or pass a preset name: {', '.join(available_presets())}."
+                f"Preset file {str(path)!r} does not exist. Check the path, or pass a preset name: "
+                f"{', '.join(available_presets())}."
             )
         # A bare 'NAME.py' that is not in the current directory is still a name: look it up like 'NAME'.
     wanted = file_part[:-3] if file_part.lower().endswith(".py") else file_part

@@ -67,7 +67,8 @@ class DiscreteActionSpace(ActionSpace):
 class BoxActionSpace(ActionSpace):
     """A continuous action vector of ``shape`` within ``[low, high]``."""
 
-    def __init__(self, shape: int | tuple[int, ...], low: Any = -np.inf, high: Any = np.inf, descriptions: Any = None) -> None:
+    def __init__(self, shape: int | tuple[int, ...], low: Any = -np.inf, high: Any = np.inf,
+                 descriptions: Any = None) -> None:
         super().__init__(shape, low, high)
         self.descriptions = descriptions
 
@@ -107,7 +108,8 @@ def spaces_from_gymnasium(observation_space: Any, action_space: Any, level: str)
             f"Environment {level!r} has a {type(observation_space).__name__} observation space; rlframe supports "
             "Box observations. Wrap the environment so it returns a Box (for example with FlattenObservation)."
         )
-    state = StateSpace({"observation": VectorObservationSpace(observation_space.shape, observation_space.low, observation_space.high)})
+    observation = VectorObservationSpace(observation_space.shape, observation_space.low, observation_space.high)
+    state = StateSpace({"observation": observation})
     if isinstance(action_space, gym.spaces.Discrete):
         action: ActionSpace = DiscreteActionSpace(int(action_space.n))
     elif isinstance(action_space, gym.spaces.Box):

@@ -123,7 +123,9 @@ class PolicyGraph:
     @property
     def num_outputs(self) -> int:
         """A (actions) or K (action dimensions): the width of the policy's outputs."""
-        return int(self.action.num_actions) if isinstance(self.action, DiscreteActionSpace) else int(np.prod(self.action.shape))
+        if isinstance(self.action, DiscreteActionSpace):
+            return int(self.action.num_actions)
+        return int(np.prod(self.action.shape))
 
     @property
     def outputs(self) -> list[Output]:
@@ -153,7 +155,9 @@ class PolicyGraph:
         return {"kind": "mean", "output": "mean", "std": "std"}
 
 
-def normalization_steps(input_filter: InputFilter, pre_network_filter: InputFilter, observation_size: int) -> tuple[Normalization, ...]:
+def normalization_steps(
+    input_filter: InputFilter, pre_network_filter: InputFilter, observation_size: int
+) -> tuple[Normalization, ...]:
     """The observation filters of both stages, in the order an agent applies them, as :class:`Normalization`
     steps. A filter of another type cannot be written as a graph: :class:`ExportError` names it."""
     steps = []
@@ -196,8 +200,10 @@ def _tower(ops: GraphOps, x: Any, network: MLPDescription, prefix: str, head: st
     """One tower: the embedder's input scaling, then its layers. Hidden layers are named ``<prefix>dense<j>`` and
     ``<prefix><activation><j>``, the last layer ``<head>dense0`` (its output ``<head>dense0_fwd``), as Coach's."""
     if network.offset != 0.0 or network.rescale != 1.0:
-        x = ops.sub(x, ops.constant(prefix + "input_offset", np.array(network.offset, np.float32)), prefix + "input_sub0")
-        x = ops.div(x, ops.constant(prefix + "input_rescaling", np.array(network.rescale, np.float32)), prefix + "input_div0")
+        offset = ops.constant(prefix + "input_offset", np.array(network.offset, np.float32))
+        x = ops.sub(x, offset, prefix + "input_sub0")
+        rescaling = ops.constant(prefix + "input_rescaling", np.array(network.rescale, np.float32))
+        x = ops.div(x, rescaling, prefix + "input_div0")
     if network.clip is not None:
         x = ops.clip(x, float(network.clip[0]), float(network.clip[1]), prefix + "input_clip0")
     dense = [i for i, layer in enumerate(network.layers) if isinstance(layer, DenseLayer)]

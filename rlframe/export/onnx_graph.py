@@ -56,7 +56,8 @@ class _OnnxOps:
         return self._node("Div", [x, y], name)
 
     def clip(self, x: str, low: float, high: float, name: str) -> str:
-        bounds = [self.constant(f"{name}_min", np.array(low, np.float32)), self.constant(f"{name}_max", np.array(high, np.float32))]
+        bounds = [self.constant(f"{name}_min", np.array(low, np.float32)),
+                  self.constant(f"{name}_max", np.array(high, np.float32))]
         return self._node("Clip", [x, *bounds], name)
 
     def dense(self, x: str, weight: str, bias: str, units: int, name: str) -> str:
@@ -65,7 +66,7 @@ class _OnnxOps:
     def activation(self, x: str, layer: ActivationLayer, name: str) -> str:
         # Selu keeps ONNX's default alpha and gamma (MXNet's constants): MXNet's importer passes attributes on to
         # its operator, which has no 'gamma'.
-        alpha = {"alpha": float(layer.alpha)} if layer.kind in ("leaky", "elu") else {}
+        alpha = {"alpha": float(layer.alpha)} if layer.kind in ("leaky", "elu") and layer.alpha is not None else {}
         return self._node(_ACTIVATIONS[layer.kind], [x], name, **alpha)
 
     def squeeze(self, x: str, name: str) -> str:

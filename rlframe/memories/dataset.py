@@ -106,7 +106,10 @@ class TransitionDataset:
     def episodes(self, chosen: np.ndarray) -> TransitionDataset:
         """The transitions of the episodes ``chosen`` (episode numbers, in the order given), renumbered 0.."""
         starts = np.searchsorted(self.episode_id, np.arange(self.num_episodes + 1))
-        rows = np.concatenate([np.arange(starts[e], starts[e + 1]) for e in chosen]) if len(chosen) else np.zeros(0, np.int64)
+        if len(chosen):
+            rows = np.concatenate([np.arange(starts[e], starts[e + 1]) for e in chosen])
+        else:
+            rows = np.zeros(0, np.int64)
         lengths = np.diff(starts)[chosen]
         return TransitionDataset(
             self.obs[rows], self.action[rows], self.reward[rows], self.next_obs[rows], self.terminated[rows],

@@ -14,8 +14,9 @@ A checkpoint named ``<id>_Step-<train env steps>.ckpt`` is a set of files sharin
 
 ``.coach_checkpoint`` names the latest complete checkpoint and is written last, so a checkpoint that a
 kill or a full disk interrupted is never picked up; a failed save removes what it wrote, and a writer
-removes what an interrupted one left (files of a checkpoint without its state file). Only the newest ``keep`` checkpoints (and any the caller protects)
-are kept, an older one being deleted only once a newer one is complete. Nothing is unpickled: arrays load
+removes what an interrupted one left (files of a checkpoint without its state file). Only the newest ``keep``
+checkpoints (and any the caller protects) are kept, an older one being deleted only once a newer one is
+complete. Nothing is unpickled: arrays load
 with ``allow_pickle=False``.
 
 A second directory can mirror the first (SageMaker's managed ``/opt/ml/checkpoints``): :meth:`CheckpointWriter.copy`
@@ -92,7 +93,8 @@ def checkpoint_id(name: str) -> int:
 
 def complete_checkpoints(directory: str) -> list[str]:
     """Names of the checkpoints in ``directory`` whose state file (written last but the marker) exists, oldest first."""
-    names = [os.path.basename(p)[:-len(".state.json")] for p in glob.glob(os.path.join(glob.escape(directory), "*.state.json"))]
+    states = glob.glob(os.path.join(glob.escape(directory), "*.state.json"))
+    names = [os.path.basename(p)[:-len(".state.json")] for p in states]
     return sorted((n for n in names if _NAME.match(n)), key=checkpoint_id)
 
 
@@ -113,7 +115,8 @@ def load_arrays(path: str) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise CheckpointError(f"Checkpoint file {path} is corrupt or unreadable ({exc}). Restore from an earlier checkpoint.") from exc
+        raise CheckpointError(
+            f"Checkpoint file {path} is corrupt or unreadable ({exc}). Restore from an earlier checkpoint.") from exc
 
 
 def _sha256(path: str) -> str:
@@ -207,7 +210,8 @@ class CheckpointWriter:
 
     def _remove_old(self, newest: CheckpointFiles) -> None:
         """Retention, once ``newest`` is complete: older memories, and checkpoints beyond the newest ``keep``."""
-        _remove([p for p in glob.glob(os.path.join(glob.escape(self.directory), f"*.{AGENT_PREFIX}.memory.npz")) if p != newest.memory])
+        memories = glob.glob(os.path.join(glob.escape(self.directory), f"*.{AGENT_PREFIX}.memory.npz"))
+        _remove([p for p in memories if p != newest.memory])
         if self.keep <= 0:
             return
         names = complete_checkpoints(self.directory)
@@ -231,7 +235,8 @@ class CheckpointWriter:
 def latest_checkpoint(directory: str) -> CheckpointFiles:
     """The checkpoint ``.coach_checkpoint`` names in ``directory``, checked to have its state files."""
     if not os.path.isdir(directory):
-        raise CheckpointError(f"Checkpoint directory {directory!r} does not exist. Pass the 'checkpoint' folder of an experiment.")
+        raise CheckpointError(
+            f"Checkpoint directory {directory!r} does not exist. Pass the 'checkpoint' folder of an experiment.")
     marker = os.path.join(directory, STATE_FILE)
     if not os.path.isfile(marker):
         raise CheckpointError(
@@ -259,7 +264,8 @@ def read_state(files: CheckpointFiles) -> dict[str, Any]:
         with open(files.state_json, encoding="utf-8") as handle:
             return json.load(handle)
     except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"Checkpoint file {files.state_json} is corrupt ({exc}). Restore from an earlier checkpoint.") from exc
+        raise CheckpointError(
+            f"Checkpoint file {files.state_json} is corrupt ({exc}). Restore from an earlier checkpoint.") from exc
 
 
 def _earlier(files: CheckpointFiles) -> str:
@@ -267,7 +273,8 @@ def _earlier(files: CheckpointFiles) -> str:
     names = [n for n in complete_checkpoints(files.directory) if checkpoint_id(n) < files.checkpoint_id]
     if not names:
         return "Restore from a copy of the checkpoint directory."
-    return f"To resume from an earlier checkpoint, write its name ({names[-1]!r}) into {os.path.join(files.directory, STATE_FILE)}."
+    marker = os.path.join(files.directory, STATE_FILE)
+    return f"To resume from an earlier checkpoint, write its name ({names[-1]!r}) into {marker}."
 
 
 def verify(files: CheckpointFiles, state: dict[str, Any], with_memory: bool) -> None:
@@ -297,4 +304,5 @@ def verify(files: CheckpointFiles, state: dict[str, Any], with_memory: bool) -> 
                 f"({'truncated' if size < expected['bytes'] else 'changed since'}). {_earlier(files)}"
             )
         if _sha256(path) != expected["sha256"]:
-            raise CheckpointError(f"{where}: {base} ({what}) is damaged: its SHA-256 differs from the one recorded when it was written. {_earlier(files)}")
+            raise CheckpointError(f"{where}: {base} ({what}) is damaged: its SHA-256 differs from the one recorded "
+                                  f"when it was written. {_earlier(files)}")

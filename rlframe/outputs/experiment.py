@@ -77,7 +77,8 @@ class ExperimentFolder:
             self._lock.flush()
         except OSError as exc:
             self.close()
-            raise StorageError(f"Cannot write {lock_path}: {describe_os_error(exc)}. Free space or pass another --experiment-path.") from exc
+            raise StorageError(f"Cannot write {lock_path}: {describe_os_error(exc)}. "
+                               "Free space or pass another --experiment-path.") from exc
         if earlier:
             self._move_aside()
         return self
@@ -122,7 +123,8 @@ class ExperimentFolder:
                 if name != LOCK_FILE and not name.startswith(PREVIOUS_PREFIX):
                     os.rename(os.path.join(self.path, name), os.path.join(target, name))
         except OSError as exc:
-            raise StorageError(f"Cannot move the earlier run in {self.path} into {target}: {describe_os_error(exc)}.") from exc
+            raise StorageError(
+                f"Cannot move the earlier run in {self.path} into {target}: {describe_os_error(exc)}.") from exc
         self.moved_to = target
 
     def close(self) -> None:

@@ -278,7 +278,7 @@ def test_the_old_api_is_read_from_what_the_environment_returns(tmp_path: Path, f
     starts = {int(env.reset(seed=s)[0][0]) for s in range(20)}
     assert starts == {0, 1}
     # walking left never reaches the goal: the environment's own limit is a truncation, not a terminal state
-    for step in range(25):
+    for _ in range(25):
         obs, reward, terminated, truncated, info = env.step(0)
     assert (terminated, truncated, info) == (False, True, {"TimeLimit.truncated": True})
     start = int(env.reset(seed=0)[0][0])

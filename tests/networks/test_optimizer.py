@@ -36,7 +36,7 @@ def test_adam_matches_the_textbook_update(l2):
         gw, gb = rng.normal(size=w.shape), rng.normal(size=b.shape)
         _set_grads(layer, gw, gb)
         optimizer.step()
-        for key, value, grad, decay in (("w", w, gw + l2 * w, l2), ("b", b, gb, 0.0)):
+        for key, value, grad, _decay in (("w", w, gw + l2 * w, l2), ("b", b, gb, 0.0)):
             m, v = moments[key]
             m[:] = 0.9 * m + 0.1 * grad
             v[:] = 0.99 * v + 0.01 * grad**2

@@ -181,7 +181,8 @@ class SageMakerCoachPresetLauncher(CoachLauncher):
                 return short_dynamic_import(f"{path}:graph_manager", ignore_module_case=True)
         raise PresetError(
             f"Preset {name!r} is not in {', '.join(str(f) for f in folders[:-1])} nor among the shipped presets "
-            f"({', '.join(presets_in(folders[-1]))}). Put {name}.py beside the launcher script or pass another RLCOACH_PRESET."
+            f"({', '.join(presets_in(folders[-1]))}). Put {name}.py beside the launcher script or pass another "
+            "RLCOACH_PRESET."
         )
 
     def get_graph_manager_from_args(self, args: argparse.Namespace) -> GraphManager:

@@ -165,7 +165,8 @@ def _run(argv: Sequence[str] | None) -> int:
 
     paths = SageMakerPaths(out / TREE)
     try:
-        lay_out(paths, source, hyperparameters, channels, checkpoint_dir, {out, *([checkpoint_dir] if checkpoint_dir else [])})
+        protected = {out, *([checkpoint_dir] if checkpoint_dir else [])}
+        lay_out(paths, source, hyperparameters, channels, checkpoint_dir, protected)
     except OSError as exc:
         raise storage_error(str(exc.filename or out), exc) from exc
     print(f"rlframe-local: job {job_name}, /opt/ml is {paths.base}", flush=True)

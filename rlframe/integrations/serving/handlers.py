@@ -32,12 +32,22 @@ from typing import Any, Callable, Mapping, Protocol
 
 from rlframe.errors import RlframeError
 from rlframe.export.layout import CODE
-from rlframe.module_files import import_file
 from rlframe.integrations.serving.codecs import (
-    CONTENT_TYPES, JSON, TEXT_TYPES, PredictionEncoder, RequestError, action_option, choose_accept, custom_attributes,
-    decode, encode_array, media_type, unsupported_content_type,
+    CONTENT_TYPES,
+    JSON,
+    TEXT_TYPES,
+    PredictionEncoder,
+    RequestError,
+    action_option,
+    choose_accept,
+    custom_attributes,
+    decode,
+    encode_array,
+    media_type,
+    unsupported_content_type,
 )
 from rlframe.integrations.serving.model import PolicyModel, Prediction, one_line
+from rlframe.module_files import import_file
 
 PROGRAM_VARIABLE = "SAGEMAKER_PROGRAM"
 DEFAULT_PROGRAM = "inference.py"

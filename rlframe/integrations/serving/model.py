@@ -209,8 +209,11 @@ class PolicyModel:
             distribution = weights / weights.sum(axis=1, keepdims=True)
         else:
             distribution = head
-        if kind == "continuous_policy":
-            actions = head + outputs[self._std] * self._rng.standard_normal(head.shape, np.float32) if sample else head
+        if kind == "continuous_policy" and sample:
+            assert self._std is not None  # set for every continuous policy
+            actions = head + outputs[self._std] * self._rng.standard_normal(head.shape, np.float32)
+        elif kind == "continuous_policy":
+            actions = head
         elif sample:
             cumulative = np.cumsum(distribution, axis=1, dtype=np.float64)
             draws = self._rng.random((len(head), 1)) * cumulative[:, -1:]

@@ -52,8 +52,8 @@ import contextlib
 import ctypes
 import http.client
 import json
-import re
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -385,8 +385,8 @@ def line_payloads(handle: BinaryIO, max_bytes: int, multi_record: bool) -> Itera
     many whole lines as fit. Reads one payload ahead at most; raises :class:`FileFailed` at a line that does not
     fit."""
     if not multi_record:
-        for number, line in enumerate(handle, start=1):
-            record = line.rstrip(b"\r\n")
+        for number, text in enumerate(handle, start=1):
+            record = text.rstrip(b"\r\n")
             if not record:
                 continue
             if len(record) > max_bytes:
@@ -534,7 +534,8 @@ def _lost(exc: http.client.HTTPException) -> ConnectionLost:
     the server is) whose text says what the server did."""
     if isinstance(exc, http.client.IncompleteRead):
         received = len(exc.partial)
-        return ConnectionLost(f"the server closed the connection after {received} of {received + exc.expected} bytes")
+        of = f" of {received + exc.expected}" if exc.expected is not None else ""
+        return ConnectionLost(f"the server closed the connection after {received}{of} bytes")
     if isinstance(exc, http.client.RemoteDisconnected):
         return ConnectionLost("the server closed the connection before answering")
     said = " ".join(str(exc).split())[:80]  # a status line quoted as it came would end the message's line
@@ -1047,7 +1048,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="Input: each output line holds its input line too (JSON: SageMakerInput/SageMakerOutput; "
                         "CSV: answer columns appended)")
     parser.add_argument("--workers", type=int, metavar="N", help="the server's worker processes (rlframe-serve --workers)")
-    parser.add_argument("--entry-point", metavar="FILE", help="a handler module for the server (rlframe-serve --entry-point)")
+    parser.add_argument("--entry-point", metavar="FILE",
+                        help="a handler module for the server (rlframe-serve --entry-point)")
     return parser
 
 

@@ -51,7 +51,7 @@ class Server:
         """(status, headers with lower-cased names, body) over this thread's keep-alive connection (opened again
         once when the server has closed it, as it does after 5 s without a request)."""
         data = body.encode() if isinstance(body, str) else body
-        for attempt in range(2):
+        for _attempt in range(2):
             connection = getattr(self._local, "connection", None)
             fresh = connection is None
             if fresh:
