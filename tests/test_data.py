@@ -9,9 +9,6 @@ import ast
 import json
 import os
 import re
-import shutil
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -327,16 +324,3 @@ def test_collect_help_describes_every_option(capsys: pytest.CaptureFixture[str])
     for option in ("--level", "--num-envs", "--episodes", "--steps", "--seed", "--action-probs", "--action-probs-file",
                    "--output"):
         assert option in text
-
-
-def test_installed_collect_script() -> None:
-    script = shutil.which("rlframe-collect") or str(Path(sys.executable).with_name("rlframe-collect"))
-    done = subprocess.run([script, "--level", "CartPole-v0", "--num-envs", "3", "--episodes", "1", "-o", "d.csv"],
-                          check=False, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("wrote ") and "3 episodes (3 environments) to d.csv" in done.stdout
-    assert pd.read_csv("d.csv")["episode_id"].nunique() == 3
-    bad = subprocess.run([script, "--level", "NoSuchLevel-v0", "--episodes", "1", "-o", "d2.csv"],
-                         check=False, capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2
-    assert bad.stderr.startswith("error: ") and len(bad.stderr.strip().splitlines()) == 1

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -185,14 +183,3 @@ def test_plot_main_reports_a_bad_column_with_status_2(basic_csv: str, capsys: py
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith("error: Column 'Evaluation Rewrd'") and captured.err.count("\n") == 1
-
-
-def test_installed_command_plots(batch_csv: str) -> None:
-    script = os.path.join(os.path.dirname(sys.executable), "rlframe-plot")
-
-    result = subprocess.run([script, batch_csv, "--y", "Loss/Mean", "-o", "loss.png"],
-                            check=False, capture_output=True, text=True, timeout=120)
-
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == "wrote loss.png\n"
-    assert_plausible_image("loss.png")
