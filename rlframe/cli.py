@@ -109,7 +109,10 @@ def prepare(argv: Sequence[str] | None = None) -> tuple[Any, TaskParameters, arg
     """Parse arguments, load the preset and apply every override; returns (graph manager, task, args)."""
     from rlframe.outputs.checkpoints import latest_checkpoint
     from rlframe.overrides import (
-        PRESET_HYPERPARAMETER, apply_custom_parameters, apply_hyperparameters, decode_sagemaker_value,
+        PRESET_HYPERPARAMETER,
+        apply_custom_parameters,
+        apply_hyperparameters,
+        decode_sagemaker_value,
         read_hyperparameters_file,
     )
     from rlframe.presets import load_preset
@@ -173,8 +176,10 @@ def _save_model(graph_manager: GraphManager) -> None:
     from rlframe.export import export_model
 
     path = export_model(graph_manager, Path(graph_manager.experiment_path) / "model", force=True)
+    checkpoint = graph_manager.last_checkpoint
+    assert checkpoint is not None  # export_model exports the run's last checkpoint
     print(f"Model: {path} (save_model=1: model.onnx, policy-symbol.json, rlframe-model.json; "
-          f"checkpoint {graph_manager.last_checkpoint.name})", flush=True)
+          f"checkpoint {checkpoint.name})", flush=True)
 
 
 def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None) -> int:

@@ -17,10 +17,13 @@ import math
 import numbers
 import types
 from enum import Enum
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from rlframe.core_types import EnvironmentSteps, RunPhase, StepMethod, TrainingSteps
 from rlframe.errors import ParameterValueError, UnknownParameterError, closest
+
+if TYPE_CHECKING:
+    from rlframe.agents.agent import Agent
 
 _MISSING = object()
 
@@ -484,6 +487,6 @@ class AgentParameters(Parameters):
         self.task_parameters: TaskParameters | None = None
 
     @property
-    def agent_class(self) -> type:
+    def agent_class(self) -> type[Agent]:
         """The agent class that runs these parameters (declared by each algorithm's parameters)."""
         raise NotImplementedError

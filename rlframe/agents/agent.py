@@ -11,7 +11,7 @@ Acting runs N environment copies at once: every method takes a batch with a lead
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -91,7 +91,8 @@ class Agent:
             )
         # A unit's constructor refuses a negative count, but ``num_steps`` can still be assigned afterwards; a
         # negative period would train (or copy the target) on every step without saying so.
-        check_range(f"agent_params.algorithm.{field}.num_steps", value.num_steps, 0, allow_infinity=True, example=100)
+        check_range(f"agent_params.algorithm.{field}.num_steps", cast(StepMethod, value).num_steps, 0, allow_infinity=True,
+                    example=100)
 
     def _check_ranges(self) -> None:
         """Refuse out-of-range values every agent reads (see ``check_range``); subclasses add their own."""
@@ -231,9 +232,9 @@ class Agent:
         """
         playing = self.algorithm.num_consecutive_playing_steps
         if isinstance(playing, EnvironmentEpisodes):
-            phases, self._episodes_since_training = divmod(self._episodes_since_training, max(1, playing.num_steps))
+            phases, self._episodes_since_training = divmod(self._episodes_since_training, max(1, int(playing.num_steps)))
         else:
-            phases, self._steps_since_training = divmod(self._steps_since_training, max(1, playing.num_steps))
+            phases, self._steps_since_training = divmod(self._steps_since_training, max(1, int(playing.num_steps)))
         if not phases or not self.ready_to_train():
             return 0
         updates = 0

@@ -44,10 +44,13 @@ class BasicRLGraphManager(GraphManager):
 
     # ---- building -----------------------------------------------------------------------------------
     def _check_schedule(self) -> None:
-        check_step_unit(self.heatup_steps or EnvironmentSteps(0), "heatup_steps", (EnvironmentSteps, EnvironmentEpisodes))
-        check_step_unit(self.improve_steps, "improve_steps")
-        check_step_unit(self.steps_between_evaluation_periods, "steps_between_evaluation_periods")
-        check_step_unit(self.evaluation_steps or EnvironmentEpisodes(0), "evaluation_steps", (EnvironmentSteps, EnvironmentEpisodes))
+        # The run reads these checked copies (the fields themselves may be None in a preset).
+        self._heatup_for = check_step_unit(self.heatup_steps or EnvironmentSteps(0), "heatup_steps",
+                                           (EnvironmentSteps, EnvironmentEpisodes))
+        self._improve_for = check_step_unit(self.improve_steps, "improve_steps")
+        self._period = check_step_unit(self.steps_between_evaluation_periods, "steps_between_evaluation_periods")
+        self._evaluation_for = check_step_unit(self.evaluation_steps or EnvironmentEpisodes(0), "evaluation_steps",
+                                               (EnvironmentSteps, EnvironmentEpisodes))
 
     def _create_environments(self) -> SpacesDefinition:
         """The training copies of the environment (evaluation copies are made at the first evaluation)."""
@@ -95,32 +98,32 @@ class BasicRLGraphManager(GraphManager):
         """Heatup, then alternate training periods and evaluations until ``improve_steps`` (or ``until``)."""
         self._until = until
         self._start_bar()
-        self.heatup(self.heatup_steps or EnvironmentSteps(0))
-        evaluates = self.evaluation_steps is not None and self.evaluation_steps.num_steps > 0
+        self.heatup(self._heatup_for)
+        evaluates = self._evaluation_for.num_steps > 0
         # A stopped run's checkpoint records how far the current period got (and whether its evaluation is
         # still due), so a resumed run continues the same schedule.
         while not self._should_stop():
             if not self._evaluation_pending:
                 if self._improve_done():
                     break
-                self._evaluation_pending = self.train_and_act(self.steps_between_evaluation_periods)
+                self._evaluation_pending = self.train_and_act(self._period)
                 if self._should_stop():
                     break
             if evaluates:
-                self.evaluate(self.evaluation_steps)  # clears the pending flag unless a stop cut it short
+                self.evaluate(self._evaluation_for)  # clears the pending flag unless a stop cut it short
             else:
                 self._evaluation_pending = False
         self.save_checkpoint()
 
     def _start_bar(self) -> None:
-        improve = self.improve_steps
+        improve = self._improve_for
         total = improve.num_steps if improve.num_steps < 1e9 else None
         unit = {"EnvironmentEpisodes": "episode", "Time": "s"}.get(type(improve).__name__, "step")
         self._screen.start_bar(total, unit)
         self._screen.advance(self._counters.get(RunPhase.TRAIN, type(improve)))
 
     def _improve_done(self) -> bool:
-        improve = self.improve_steps
+        improve = self._improve_for
         return self._counters.get(RunPhase.TRAIN, type(improve)) >= improve.num_steps
 
     def heatup(self, steps: StepMethod) -> None:
@@ -135,9 +138,10 @@ class BasicRLGraphManager(GraphManager):
         if self._period_start is None:
             self._period_start = self._counters.get(RunPhase.TRAIN, unit)
         start = self._period_start
-        improve_unit = type(self.improve_steps)
+        improve_unit = type(self._improve_for)
         while self._counters.get(RunPhase.TRAIN, unit) - start < steps.num_steps:
             before = self._counters.get(RunPhase.TRAIN, improve_unit)
+            assert self._train_loop is not None
             played, _ = self._play(self._train_loop, RunPhase.TRAIN, None)
             self._counters.add(RunPhase.TRAIN, training_steps=played)
             updates = self._agent.train()

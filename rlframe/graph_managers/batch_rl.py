@@ -107,7 +107,7 @@ class BatchRLGraphManager(GraphManager):
 
     # ---- building -----------------------------------------------------------------------------------
     def _check_schedule(self) -> None:
-        check_step_unit(self.improve_steps, "improve_steps (epochs)", (TrainingSteps,))
+        self._epochs_for = check_step_unit(self.improve_steps, "improve_steps (epochs)", (TrainingSteps,))
         check_step_unit(self.steps_between_evaluation_periods or TrainingSteps(1),
                         "steps_between_evaluation_periods (epochs)", (TrainingSteps,))
         if self.env_params is not None:
@@ -156,11 +156,14 @@ class BatchRLGraphManager(GraphManager):
 
     def _create_agent(self, spaces: SpacesDefinition, rng: np.random.Generator) -> None:
         super()._create_agent(spaces, rng)
-        if not isinstance(self._agent, OfflineLearner):
+        agent = self._agent
+        if not isinstance(agent, OfflineLearner):
             raise ParameterValueError(
                 f"BatchRLGraphManager trains agents that learn from a dataset (DQN, DDQN, DDQN+BCQ); the preset's agent "
                 f"is {type(self.agent_params).__name__}."
             )
+        #: the agent as the offline learner it is (the same object as ``_agent``)
+        self._learner: OfflineLearner = agent
         self._rng = rng
         self._epoch = 0
         self._train: TransitionDataset | None = None
@@ -197,7 +200,8 @@ class BatchRLGraphManager(GraphManager):
     # ---- the dataset --------------------------------------------------------------------------------
     def _generates_dataset(self) -> bool:
         no_file = not isinstance(self.agent_params.memory.load_memory_from_file_path, CsvDataset)
-        return no_file and self.env_params is not None and self.task_parameters.evaluate_only is None
+        task = self.task_parameters
+        return no_file and self.env_params is not None and task is not None and task.evaluate_only is None
 
     def _obtain_dataset(self) -> None:
         """Read the dataset (or generate it), filter it, and split it (the same split on a resumed run: it is
@@ -218,7 +222,7 @@ class BatchRLGraphManager(GraphManager):
                 "a dataset; set it to CsvDataset('data.csv') (or pass --dataset data.csv), or give an environment to "
                 "generate one."
             )
-        data.obs, data.next_obs, data.reward = self._agent.filter_dataset(data.obs, data.next_obs, data.reward,
+        data.obs, data.next_obs, data.reward = self._learner.filter_dataset(data.obs, data.next_obs, data.reward,
                                                                           update=self._epoch == 0)
         split_rng = np.random.default_rng(self._seed)
         self._train, self._eval = split_episodes(data, float(self.train_to_eval_ratio), split_rng, where)
@@ -236,6 +240,7 @@ class BatchRLGraphManager(GraphManager):
         """
         log = TransitionLog()
         if self.experience_generating_agent_params is not None:
+            assert isinstance(self.experience_generating_schedule_params, ScheduleParameters)  # _check_schedule
             generator = BasicRLGraphManager(self.experience_generating_agent_params, self.env_params,
                                             self.experience_generating_schedule_params,
                                             name="experience_generating_graph")
@@ -281,7 +286,7 @@ class BatchRLGraphManager(GraphManager):
 
     def _prepare(self) -> None:
         """Fit the reward model (unless restored), let the agent prepare, and cache OPE's fixed inputs."""
-        agent = self._agent
+        agent = self._learner
         assert self._train is not None and self._eval is not None
         if self._epoch == 0:
             epochs = int(self.reward_model_num_epochs)
@@ -302,7 +307,7 @@ class BatchRLGraphManager(GraphManager):
         self._progress.episodes = self._epoch  # a stop condition counts epochs here, not the data's episodes
         self._until = until
         self._prepare()
-        epochs = int(self.improve_steps.num_steps)
+        epochs = int(self._epochs_for.num_steps)
         self._screen.start_bar(epochs if epochs < 1e9 else None, "epoch")
         self._screen.advance(self._epoch)
         every = int((self.steps_between_evaluation_periods or TrainingSteps(1)).num_steps) or 1
@@ -312,7 +317,7 @@ class BatchRLGraphManager(GraphManager):
             self.save_checkpoint()
 
     def _run_epoch(self, evaluate: bool) -> None:
-        agent = self._agent
+        agent = self._learner
         assert self._train is not None
         started_at = time.perf_counter()
         updates = agent.train_epoch(self._train)
@@ -368,7 +373,7 @@ class BatchRLGraphManager(GraphManager):
         """IPS, DM, DR, WIS and Sequential DR of the current policy, softmax(Q / softmax_temperature), on the
         evaluation split."""
         assert self._eval is not None
-        agent = self._agent
+        agent = self._learner
         q, reward_estimates = agent.evaluation_estimates(self._eval.obs)
         return off_policy_estimates(
             q_estimates=q, reward_estimates=reward_estimates, behaviour_probs=self._eval.behaviour_probs,

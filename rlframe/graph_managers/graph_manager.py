@@ -12,19 +12,19 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, cast
 
 import mxnet as mx
 import numpy as np
-
 import yaml
 
+from rlframe.agents.contract import AgentCheckpoint, AgentContract
 from rlframe.core_types import EnvironmentEpisodes, EnvironmentSteps, RunPhase, StepMethod, Time, TrainingSteps
 from rlframe.environments.gym_environment import EnvironmentPool, make_env_factory, reward_threshold
 from rlframe.errors import CheckpointError, ParameterValueError, RlframeError, StorageError
 from rlframe.graph_managers.environment_loop import EpisodeLoop, FinishedEpisode, GifRecording
+from rlframe.graph_managers.hooks import EpisodeEnd, Evaluation, RunHooks
 from rlframe.outputs.atomic import atomic_write_text
-from rlframe.overrides import Hyperparameters
 from rlframe.outputs.checkpoints import (
     AGENT_PREFIX,
     CheckpointFiles,
@@ -38,6 +38,7 @@ from rlframe.outputs.checkpoints import (
 from rlframe.outputs.csv_logger import CsvLogger, csv_file_name
 from rlframe.outputs.experiment import ExperimentFolder
 from rlframe.outputs.screen import Screen
+from rlframe.overrides import Hyperparameters
 from rlframe.parameters import (
     AgentParameters,
     Parameters,
@@ -46,15 +47,9 @@ from rlframe.parameters import (
     VisualizationParameters,
     to_plain,
 )
-
-from rlframe.agents.contract import AgentCheckpoint
-from rlframe.graph_managers.hooks import EpisodeEnd, Evaluation, RunHooks
 from rlframe.shipped import shipped_dir
 from rlframe.spaces import SpacesDefinition
 from rlframe.stopping import RunStopped, StopSignals, signal_name
-
-if TYPE_CHECKING:
-    from rlframe.agents.agent import Agent
 
 
 class ScheduleParameters(Parameters):
@@ -172,7 +167,7 @@ def check_step_unit(value: Any, where: str, allowed: tuple[type, ...] = _UNITS) 
             f"{where} = {value!r}: use a step unit, one of {', '.join(t.__name__ for t in allowed)}, "
             f"for example EnvironmentSteps(1000)."
         )
-    return value
+    return cast(StepMethod, value)
 
 
 class GraphManager(Parameters):
@@ -201,6 +196,7 @@ class GraphManager(Parameters):
         self._hyperparameters = Hyperparameters()
         self._custom_parameters: list[str] = []
         self._hooks: list[RunHooks] = []
+        self._last_checkpoint: CheckpointFiles | None = None
         #: build_agent's one environment copy (only the spaces are needed), without changing the preset's env_params
         self._single_copy = False
 
@@ -239,7 +235,7 @@ class GraphManager(Parameters):
         self._custom_parameters.append(text)
 
     @property
-    def agent(self) -> "Agent":
+    def agent(self) -> AgentContract:
         """The agent, once :meth:`create_graph` (or :meth:`load_policy`) has built it."""
         return self._agent
 
@@ -496,7 +492,7 @@ class GraphManager(Parameters):
         when the task names one. ``stop``: the stop request the loop reads (``run`` passes its own)."""
         self.task_parameters = task = task_parameters
         self._stop_signals = stop or StopSignals.current()
-        self._last_checkpoint: CheckpointFiles | None = None  # a run that fails before its outputs are open names none
+        self._last_checkpoint = None  # a run that fails before its outputs are open names none
         self.check_task(task)
         self._check_schedule()
         rng = self._seed_run(task)
@@ -509,7 +505,7 @@ class GraphManager(Parameters):
             self._restore(restore_dir, task)
         return self
 
-    def build_agent(self) -> "Agent":
+    def build_agent(self) -> AgentContract:
         """The agent as :meth:`create_graph` builds it, from one copy of the environment (only its spaces are needed),
         writing nothing: for exporting a checkpoint's policy (:meth:`load_policy`)."""
         self.task_parameters = task = TaskParameters(evaluate_only=0, seed=0)
@@ -522,7 +518,7 @@ class GraphManager(Parameters):
         return self._agent
 
     def _seed_run(self, task: TaskParameters) -> np.random.Generator:
-        seed = task.seed if task.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
+        seed = task.seed if task.seed is not None else int(cast(int, np.random.SeedSequence().entropy) % (2**31))
         task.seed = seed
         mx.random.seed(seed)
         self._seed = seed
@@ -554,7 +550,7 @@ class GraphManager(Parameters):
         return copy.deepcopy(self.agent_params)
 
     def _create_agent(self, spaces: SpacesDefinition, rng: np.random.Generator) -> None:
-        self._agent: Agent = self.agent_params.agent_class(self._agent_parameters(), spaces, rng)
+        self._agent: AgentContract = self.agent_params.agent_class(self._agent_parameters(), spaces, rng)
         self._counters = PhaseCounters()
         self._progress = Progress()
         self._first_checkpoint_id = 0
@@ -677,8 +673,10 @@ class GraphManager(Parameters):
                 return None
             if by_episodes:
                 quota = target - started
+            elif self._counters.get(RunPhase.TEST, EnvironmentSteps) - start_steps >= target:
+                quota = 0
             else:
-                quota = 0 if self._counters.get(RunPhase.TEST, EnvironmentSteps) - start_steps >= target else None
+                quota = None
             _, finished = self._play(loop, RunPhase.TEST, quota, rows_per_episode)
             started += int(pool.episode_started.sum())
             results.extend(finished)
@@ -786,9 +784,10 @@ class GraphManager(Parameters):
         """Flush the CSV, close the environments and the log, and release the experiment folder. After a
         failure the CSV is written only if it has rows, and a failing write is not raised over the first error."""
         try:
-            if getattr(self, "_csv", None) is not None:
+            csv: CsvLogger | None = getattr(self, "_csv", None)
+            if csv is not None:
                 try:
-                    self._csv.flush(create=not failed)
+                    csv.flush(create=not failed)
                 except StorageError:
                     if not failed:
                         raise
