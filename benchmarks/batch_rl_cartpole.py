@@ -90,10 +90,10 @@ default ``omp1``: ``OMP_NUM_THREADS=1``, MXNet's threaded engine); d3rlpy with `
   (``rlframe.graph_managers.hooks``) in the worker process; the acceptance target (<= 60 s on 2 cores) is judged
   on it, on the slowest seed. Before it, and not counted, come the preset load, MXNet's graph building, reading
   and splitting the CSV, the reward model's 30 epochs and the kNN filter; after it, closing.
-* gradient passes: rlframe's time inside the agent's ``train_epoch`` (the events' ``seconds``: minibatch gathering, forward, backward, Adam,
-  target copies) summed over the epochs; d3rlpy's ``fit`` for the same number of steps (minibatch sampling,
-  forward, backward, Adam, target copies), after ``build_with_dataset`` has built its networks. These two are the
-  like-for-like training cost.
+* gradient passes: rlframe's time inside the agent's ``train_epoch`` (the events' ``seconds``: minibatch gathering,
+  forward, backward, Adam, target copies) summed over the epochs; d3rlpy's ``fit`` for the same number of steps
+  (minibatch sampling, forward, backward, Adam, target copies), after ``build_with_dataset`` has built its networks.
+  These two are the like-for-like training cost.
 * whole training: rlframe's ``train_main`` call for the training command (all of the above, in process, so
   without interpreter start-up and imports); d3rlpy's ``MDPDataset`` construction, network building and ``fit``.
 * final eval reward: the mean total reward of the 10 greedy evaluation episodes of the final policy, then mean

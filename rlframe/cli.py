@@ -40,7 +40,8 @@ def _build_parser() -> argparse.ArgumentParser:
                         "hyperparameters.json as it is (JSON-encoded string values, RLCOACH_PRESET, sagemaker_* keys)")
     parser.add_argument("--shortcuts", choices=["mountain_car", "cartpole", "batch"],
                         help="SageMaker notebook whose unit the improve_steps shortcut takes (default: the preset's "
-                        "HYPERPARAMETER_SHORTCUTS, else the notebook whose preset has this name, else the preset's own unit)")
+                        "HYPERPARAMETER_SHORTCUTS, else the notebook whose preset has this name, else the preset's own "
+                        "unit)")
     parser.add_argument("--seed", type=int, help="seed of every random generator")
     parser.add_argument("-dg", "--dump-gifs", "--dump_gifs", dest="dump_gifs", action="store_true", help="write GIFs")
     parser.add_argument("--evaluate", nargs="?", const=0, type=int, default=None, metavar="STEPS",

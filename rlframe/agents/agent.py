@@ -79,7 +79,8 @@ class Agent:
         #: stores exactly what was acted on
         self._acted: tuple[np.ndarray, np.ndarray] | None = None
         self._check_step_unit("num_consecutive_playing_steps", (EnvironmentSteps, EnvironmentEpisodes))
-        self._check_step_unit("num_steps_between_copying_online_weights_to_target", (EnvironmentSteps, TrainingSteps, EnvironmentEpisodes))
+        self._check_step_unit("num_steps_between_copying_online_weights_to_target",
+                              (EnvironmentSteps, TrainingSteps, EnvironmentEpisodes))
         self._check_ranges()
 
     def _check_step_unit(self, field: str, allowed: tuple[type, ...]) -> None:
@@ -147,11 +148,15 @@ class Agent:
 
     def network_outputs(self, obs: np.ndarray) -> list[np.ndarray]:
         """:meth:`policy_outputs` for pre-network-filtered observations (B, D)."""
-        raise ExportError(f"{type(self).__name__} has no exportable policy: rlframe exports DQN, DDQN, DDQN+BCQ and Clipped PPO.")
+        raise self._not_exportable()
 
     def policy_head(self) -> Head:
         """The networks after the filters, with a snapshot of their weights (see :mod:`rlframe.export.graph`)."""
-        raise ExportError(f"{type(self).__name__} has no exportable policy: rlframe exports DQN, DDQN, DDQN+BCQ and Clipped PPO.")
+        raise self._not_exportable()
+
+    def _not_exportable(self) -> ExportError:
+        return ExportError(f"{type(self).__name__} has no exportable policy (it describes no policy head); rlframe "
+                           "exports DQN, DDQN, DDQN+BCQ, Clipped PPO and Actor-Critic.")
 
     def policy_graph(self) -> PolicyGraph:
         """The policy as the exported model computes it: the observation filters of both stages, with a snapshot of
@@ -176,9 +181,13 @@ class Agent:
         caller that stores without acting) is filtered now, before the update, the same way.
         """
         for observer in self._transition_observers:
-            observer(env_index, raw_obs, action, raw_reward, raw_next_obs, terminated, truncated, self.last_action_probabilities)
+            observer(env_index, raw_obs, action, raw_reward, raw_next_obs, terminated, truncated,
+                     self.last_action_probabilities)
         acted = self._acted
-        obs = acted[1] if acted is not None and acted[0] is raw_obs else self.input_filter.filter_observation(raw_obs, update=False)
+        if acted is not None and acted[0] is raw_obs:
+            obs = acted[1]
+        else:
+            obs = self.input_filter.filter_observation(raw_obs, update=False)
         self._acted = None
         self.input_filter.update_statistics(raw_obs)
         next_obs = self.input_filter.filter_observation(raw_next_obs, update=False)

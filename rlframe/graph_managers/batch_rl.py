@@ -246,7 +246,8 @@ class BatchRLGraphManager(GraphManager):
                                             name="experience_generating_graph")
             generator.origin.directory = self.origin.directory
             # start_over: what an earlier, stopped generation left there is moved aside, not mixed in.
-            generator.create_graph(TaskParameters(experiment_path=os.path.join(self.experiment_path, "experience_generation"),
+            generation_path = os.path.join(self.experiment_path, "experience_generation")
+            generator.create_graph(TaskParameters(experiment_path=generation_path,
                                                   seed=self._seed, start_over=True), self._stop_signals)
             generator.agent.add_transition_observer(log)
             self._screen.line(f"Dataset> training the experience-generating agent ({type(generator.agent).__name__}); "
@@ -260,7 +261,8 @@ class BatchRLGraphManager(GraphManager):
             heatup = self.heatup_steps
             if heatup is None or heatup.num_steps <= 0:
                 raise ParameterValueError(
-                    "This batch-RL preset has an environment but no dataset: set heatup_steps (e.g. EnvironmentSteps(10000)) "
+                    "This batch-RL preset has an environment but no dataset: set heatup_steps (e.g. "
+                    "EnvironmentSteps(10000)) "
                     "to collect random data, experience_generating_agent_params to train an agent for it, or "
                     "agent_params.memory.load_memory_from_file_path = CsvDataset('data.csv')."
                 )
@@ -281,7 +283,8 @@ class BatchRLGraphManager(GraphManager):
             return None
         data = log.dataset()
         save_dataset(data, path)
-        self._screen.line(f"Dataset> generated {len(data):,} transitions in {data.num_episodes:,} episodes {how}; saved to {path}")
+        self._screen.line(f"Dataset> generated {len(data):,} transitions in {data.num_episodes:,} episodes {how}; "
+                          f"saved to {path}")
         return data
 
     def _prepare(self) -> None:
@@ -366,8 +369,9 @@ class BatchRLGraphManager(GraphManager):
             score = getattr(estimates, value)
         if not math.isfinite(score) or (self._best is not None and score <= self._best["value"]):
             return
-        self._best = {"name": self.next_checkpoint_name(), "epoch": self._epoch, "estimator": estimator, "value": float(score)}
-        self._screen.line(f"Checkpoint> best by off-policy evaluation so far ({estimator}={score:.2f}): {self._best['name']}")
+        name = self.next_checkpoint_name()
+        self._best = {"name": name, "epoch": self._epoch, "estimator": estimator, "value": float(score)}
+        self._screen.line(f"Checkpoint> best by off-policy evaluation so far ({estimator}={score:.2f}): {name}")
 
     def off_policy_evaluation(self) -> OffPolicyEstimates:
         """IPS, DM, DR, WIS and Sequential DR of the current policy, softmax(Q / softmax_temperature), on the

@@ -79,20 +79,21 @@ class ScheduleParameters(Parameters):
 class SimpleSchedule(ScheduleParameters):
     """No heatup; train (practically) forever, evaluating 5 episodes every 50 episodes."""
 
-    def __init__(self, improve_steps: StepMethod = TrainingSteps(10000000000),
-                 steps_between_evaluation_periods: StepMethod = EnvironmentEpisodes(50),
-                 evaluation_steps: StepMethod = EnvironmentEpisodes(5)) -> None:
+    def __init__(self, improve_steps: StepMethod | None = None, steps_between_evaluation_periods: StepMethod | None = None,
+                 evaluation_steps: StepMethod | None = None) -> None:
         super().__init__()
+        # Fresh units per object (None defaults): a unit's num_steps can be set, so a shared default would be shared.
         self.heatup_steps = EnvironmentSteps(0)
-        self.improve_steps = improve_steps
-        self.steps_between_evaluation_periods = steps_between_evaluation_periods
-        self.evaluation_steps = evaluation_steps
+        self.improve_steps = improve_steps if improve_steps is not None else TrainingSteps(10000000000)
+        self.steps_between_evaluation_periods = (steps_between_evaluation_periods if steps_between_evaluation_periods
+                                                 is not None else EnvironmentEpisodes(50))
+        self.evaluation_steps = evaluation_steps if evaluation_steps is not None else EnvironmentEpisodes(5)
 
 
 class SimpleScheduleWithoutEvaluation(SimpleSchedule):
     """``SimpleSchedule`` that never evaluates."""
 
-    def __init__(self, improve_steps: StepMethod = TrainingSteps(10000000000)) -> None:
+    def __init__(self, improve_steps: StepMethod | None = None) -> None:
         super().__init__(improve_steps=improve_steps, evaluation_steps=EnvironmentEpisodes(0))
 
 
@@ -596,7 +597,8 @@ class GraphManager(Parameters):
             except StorageError as exc:
                 raise self._note_failure(StorageError(f"{exc} The run stopped; {self.last_checkpoint_text()}.")) from exc
             except RlframeError as exc:
-                raise self._note_failure(exc)
+                self._note_failure(exc)
+                raise
             finally:
                 self.close(failed)
         if stop.signum is not None:
@@ -686,9 +688,8 @@ class GraphManager(Parameters):
         self._evaluations += 1
         rewards = np.array([r.total_reward for r in results])
         mean = float(rewards.mean()) if len(rewards) else math.nan
-        success = (
-            float(np.mean(rewards >= self._success_threshold)) if self._success_threshold is not None and len(rewards) else math.nan
-        )
+        threshold = self._success_threshold
+        success = float(np.mean(rewards >= threshold)) if threshold is not None and len(rewards) else math.nan
         self._progress.last_evaluation_reward = mean
         self._progress.last_success_rate = success
         self._progress.evaluations.append((self._progress.episodes, mean))
