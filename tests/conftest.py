@@ -17,29 +17,9 @@ import pytest
 import rlframe.agents.ddqn  # noqa: F401
 import rlframe.graph_managers.basic_rl  # noqa: F401
 
-# trained_runs and exported_model_dirs: trained policies of every kind exported into model directories (session-wide)
-pytest_plugins = ["exported_models"]
-
-#: The test tiers registered in setup.cfg; every test carries exactly one (see pytest_collection_modifyitems).
-TIERS = ("unit", "integration", "golden")
-
-
-@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: `-m unit` also refuses an unmarked test
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Refuse a test without exactly one tier marker, so ``-m unit`` / ``-m integration`` / ``-m golden`` together
-    always run the whole suite: a module sets ``pytestmark = pytest.mark.<tier>``, a module mixing tiers marks
-    each test."""
-    wrong = []
-    for item in items:
-        tiers = {mark.name for mark in item.iter_markers() if mark.name in TIERS}
-        if len(tiers) != 1:
-            wrong.append(f"  {item.nodeid}: {', '.join(sorted(tiers)) or 'no tier'}")
-    if wrong:
-        raise pytest.UsageError(
-            f"{len(wrong)} test(s) need exactly one tier marker ({', '.join(TIERS)}): add "
-            "`pytestmark = pytest.mark.<tier>` to the module (or mark each test of a module that mixes tiers):\n"
-            + "\n".join(wrong[:20]) + (f"\n  ... and {len(wrong) - 20} more" if len(wrong) > 20 else ""))
-
+# trained_runs and exported_model_dirs: trained policies of every kind exported into model directories (session-wide);
+# tiers: every test carries exactly one of the tiers unit, integration, golden; pytester: tests of that check
+pytest_plugins = ["exported_models", "tiers", "pytester"]
 
 #: A minimal Coach-style preset body; ``{extra}`` is inserted before ``graph_manager`` is made.
 MINIMAL_PRESET = '''\
