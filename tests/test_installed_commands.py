@@ -1,7 +1,7 @@
 """What ``pip install`` gives a user's shell, each run in a process of its own as the shell runs it: the
 ``rlframe-collect`` and ``rlframe-plot`` console scripts, and ``import rl_coach`` from a plain script.
 
-Their in-process counterparts (``collect_main``, ``plot_main``, the ``rl_coach`` name table) are unit tests in
+Their in-process counterparts (``collect_main``, ``plot_main``, the ``rl_coach`` name table) are tested in
 test_data.py, test_plot.py and test_presets.py; these check only the installed entry points.
 """
 from __future__ import annotations

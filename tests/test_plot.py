@@ -13,7 +13,7 @@ from rlframe.errors import RlframeError
 from rlframe.outputs.csv_logger import CsvLogger, csv_file_name
 from rlframe.plot import build_figure, plot_csv, plot_main, read_csv
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 SIGNALS = ["Loss/Mean", "Loss/Stdev", "Loss/Max", "Loss/Min"]
 EVALUATED_AFTER = (3, 6)

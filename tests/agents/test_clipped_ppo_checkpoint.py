@@ -6,7 +6,7 @@ import pytest
 from rlframe.cli import prepare
 from rlframe.core_types import RunPhase
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 SHORT = "improve_steps=TrainingSteps(2500);steps_between_evaluation_periods=EnvironmentSteps(100000)"
 

@@ -14,7 +14,7 @@ from rlframe.cli import prepare, train_main
 from rlframe.outputs.checkpoints import checkpoint_id
 from rlframe.outputs.csv_logger import CsvLogger
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 SHORT = "improve_steps=TrainingSteps(150);heatup_steps=EnvironmentSteps(50);evaluation_steps=EnvironmentEpisodes(0)"
 SHORT_RUN = ["-cp", "improve_steps=TrainingSteps(300);evaluation_steps=EnvironmentEpisodes(0)"]
