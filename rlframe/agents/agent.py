@@ -52,6 +52,8 @@ class Agent:
     """
 
     signal_names: tuple[str, ...] = (signals.LOSS, signals.LEARNING_RATE, signals.GRADS, signals.DISCOUNTED_RETURN)
+    #: whether heatup transitions are stored to learn from (an on-policy algorithm learns only from its own actions)
+    learns_from_heatup = True
     #: environment copies acting at once when the preset does not set ``env_params.num_envs``
     default_num_envs = 4
 
@@ -120,8 +122,13 @@ class Agent:
                 num_actions = self.spaces.action.num_actions
                 self.last_action_probabilities = np.full((raw_obs.shape[0], num_actions), 1.0 / num_actions)
             return actions
+        self.before_network_decision(obs, phase)
         update = phase != RunPhase.TEST and self.algorithm.update_pre_network_filters_state_on_inference
         return self.choose_actions(self.pre_network_filter.filter_observation(obs, update=update), phase)
+
+    def before_network_decision(self, obs: np.ndarray, phase: RunPhase) -> None:
+        """Called with input-filtered observations (N, D) right before the pre-network filter and the networks
+        decide (not for heatup's random actions): an algorithm may prepare its pre-network filter here."""
 
     def random_actions(self, count: int) -> np.ndarray:
         action_space = self.spaces.action
@@ -192,7 +199,8 @@ class Agent:
         self.input_filter.update_statistics(raw_obs)
         next_obs = self.input_filter.filter_observation(raw_next_obs, update=False)
         reward = self.shape_reward(raw_reward, update=True)
-        self.store(env_index, obs, action, reward, next_obs, terminated, truncated)
+        if phase != RunPhase.HEATUP or self.learns_from_heatup:
+            self.store(env_index, obs, action, reward, next_obs, terminated, truncated)
         self.total_steps += raw_obs.shape[0]
         if phase == RunPhase.TRAIN:
             self._steps_since_training += raw_obs.shape[0]
@@ -239,21 +247,32 @@ class Agent:
         played in the training phase, so the ratio of updates to environment steps does not depend on how
         many environments act at once.
         """
+        count = self.due_updates()
+        if count:
+            self.run_updates(count)
+            self.signals[signals.LEARNING_RATE].add(self.networks["main"].optimizer.learning_rate)
+        return count
+
+    def due_updates(self) -> int:
+        """Consume the cadence counters: the gradient updates due now (0 when none is, or before
+        :meth:`ready_to_train`)."""
         playing = self.algorithm.num_consecutive_playing_steps
+        period = max(1, int(playing.num_steps))
         if isinstance(playing, EnvironmentEpisodes):
-            phases, self._episodes_since_training = divmod(self._episodes_since_training, max(1, int(playing.num_steps)))
+            phases, self._episodes_since_training = divmod(self._episodes_since_training, period)
         else:
-            phases, self._steps_since_training = divmod(self._steps_since_training, max(1, int(playing.num_steps)))
+            phases, self._steps_since_training = divmod(self._steps_since_training, period)
         if not phases or not self.ready_to_train():
             return 0
-        updates = 0
-        for _ in range(phases * int(self.algorithm.num_consecutive_training_steps)):
+        return phases * int(self.algorithm.num_consecutive_training_steps)
+
+    def run_updates(self, count: int) -> None:
+        """``count`` gradient updates (:meth:`learn`), the target-network schedule checked after each; an algorithm
+        may run them as one batch (reading its results back once)."""
+        for _ in range(count):
             self.record_update(self.learn())
-            updates += 1
             self.training_iteration += 1
             self.maybe_update_target()
-        self.signals[signals.LEARNING_RATE].add(self.networks["main"].optimizer.learning_rate)
-        return updates
 
     def ready_to_train(self) -> bool:
         return True

@@ -348,9 +348,8 @@ class ClippedPPOAgent(Agent):
             )
 
     # ---- acting -------------------------------------------------------------------------------------
-    def act(self, raw_obs: np.ndarray, phase: RunPhase) -> np.ndarray:
-        """:meth:`Agent.act`, after giving a normalising pre-network filter statistics before the first training
-        action.
+    def before_network_decision(self, obs: np.ndarray, phase: RunPhase) -> None:
+        """Give a normalising pre-network filter statistics before the first training action.
 
         Such a filter is updated only at each update (``update_pre_network_filters_state_on_train`` without
         ``..._on_inference``), so the whole first rollout would act on raw observations (only clipped), and the
@@ -364,10 +363,7 @@ class ClippedPPOAgent(Agent):
         if phase == RunPhase.TRAIN and self._first_rollout_needs_statistics():
             filter_ = self.pre_network_filter
             self._statistics_before_first_rollout = filter_.state()
-            current = self.input_filter.filter_observation(raw_obs, update=False)
-            filter_.filter_observation(np.concatenate([self.rollout.observations(current.shape[1:]), current]),
-                                       update=True)
-        return super().act(raw_obs, phase)
+            filter_.filter_observation(np.concatenate([self.rollout.observations(obs.shape[1:]), obs]), update=True)
 
     def _first_rollout_needs_statistics(self) -> bool:
         algorithm = self.algorithm
