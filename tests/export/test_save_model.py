@@ -19,6 +19,7 @@ import pytest
 from rlframe.cli import train_main
 from rlframe.export import export_checkpoint
 from rlframe.outputs.checkpoints import STATE_FILE
+from rlframe.outputs.csv_logger import csv_file_name
 
 from exported_models import write_preset
 
@@ -73,7 +74,8 @@ def test_a_run_stopped_by_sigterm_exports_its_final_checkpoint(tmp_path):
 
 
 def test_a_projects_sagemaker_rl_copy_moves_and_fixes_the_newest_checkpoint_graph(tmp_path):
-    """The shipped-launcher fixture's train_main, as the notebooks' sagemaker_rl does it with COACH_BACKEND=mxnet."""
+    """The shipped-launcher fixture's train_main, as the notebooks' sagemaker_rl does it with COACH_BACKEND=mxnet:
+    a project shipping its own launcher copy trains under rlframe-local, and its save_model fixes the graph."""
     hyperparameters = tmp_path / "hyperparameters.json"
     hyperparameters.write_text(json.dumps({"save_model": 1}))
     result = subprocess.run(
@@ -82,6 +84,7 @@ def test_a_projects_sagemaker_rl_copy_moves_and_fixes_the_newest_checkpoint_grap
         capture_output=True, text=True, timeout=TIMEOUT, env={**os.environ, "COACH_BACKEND": "mxnet"})
     assert result.returncode == 0, result.stderr
     tree = tmp_path / "out" / "opt_ml"
+    assert (tree / "output" / "intermediate" / csv_file_name("simple_rl_graph")).is_file()
     checkpoints = tree / "output" / "data" / "checkpoint"
     latest = (checkpoints / STATE_FILE).read_text().strip()
     assert f"Saved {latest}.onnx as {tree / 'model' / 'model.onnx'}" in result.stdout

@@ -130,15 +130,6 @@ def test_a_job_without_an_entry_script_trains_the_preset_its_hyperparameters_nam
     assert "success" in tar_names(source / "job" / "output.tar.gz") and (source / "job" / "model.tar.gz").is_file()
 
 
-def test_a_project_shipping_its_own_launcher_copy_trains(tmp_path):
-    result = run_local("--source-dir", FIXTURES / "shipped_launcher_src", "--entry-point", "train-coach.py",
-                       "--output-path", tmp_path / "out")
-    assert result.returncode == 0, result.stderr
-    tree = tmp_path / "out" / "opt_ml"
-    assert (tree / "output" / "intermediate" / CSV_NAME).is_file()
-    assert checkpoint_names(tree / "output" / "data" / "checkpoint")
-
-
 def test_a_failing_script_leaves_its_reason_and_both_tarballs(tmp_path):
     result = run_local("--source-dir", FIXTURES / "failing_src", "--entry-point", "train-coach.py",
                        "--output-path", tmp_path / "out")
