@@ -9,21 +9,16 @@ limit) is not a terminal state.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple
 
-# Classic-control rendering initialises SDL; headless, it must not look for a display or sound card.
-os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
-# SDL would otherwise install a SIGTERM/SIGINT handler of its own that swallows the signal (rlframe.stopping).
-os.environ["SDL_NO_SIGNAL_HANDLERS"] = "1"
-
-import gymnasium as gym  # noqa: E402
-import numpy as np  # noqa: E402
+import gymnasium as gym
+import numpy as np
 
 from rlframe.environments.gym_compat import GymApiAdapter, accepts_keyword, install_gym_fallback, is_gym_fallback
 from rlframe.errors import EnvironmentLevelError, closest
@@ -31,8 +26,24 @@ from rlframe.module_files import import_file
 from rlframe.parameters import Parameters
 from rlframe.spaces import SpacesDefinition, spaces_from_gymnasium
 
-# Coach presets name the v0 levels on purpose (CartPole-v0 caps episodes at 200); do not nag about it.
-warnings.filterwarnings("ignore", message=r".*is out of date\. You should consider upgrading.*")
+
+
+def prepare_sdl() -> None:
+    """Settings SDL reads when an environment first initialises it (classic-control rendering, a user's pygame
+    environment): no display or sound card to look for on a headless machine (a user's own choice wins), and no
+    SIGTERM/SIGINT handlers of SDL's own, which would swallow the signal that stops a run (rlframe.stopping)."""
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    os.environ["SDL_NO_SIGNAL_HANDLERS"] = "1"
+
+
+@contextlib.contextmanager
+def quiet_about_old_versions() -> Iterator[None]:
+    """Coach presets name the v0 levels on purpose (CartPole-v0 caps episodes at 200): gymnasium's warning that a
+    level is out of date is silenced while rlframe looks one up and builds it, and only then."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*is out of date\. You should consider upgrading.*")
+        yield
 
 
 
@@ -251,6 +262,7 @@ def make_env_factory(params: GymEnvironmentParameters, search_dirs: list[Path], 
             f"env_params.level = {level!r}: set it to a gymnasium id such as 'CartPole-v0' or to 'module:callable'."
         )
     install_gym_fallback()
+    prepare_sdl()
     extra = dict(params.additional_simulator_parameters or {})
     factory = resolve_level(level, search_dirs)
     if factory is not None:
@@ -259,10 +271,12 @@ def make_env_factory(params: GymEnvironmentParameters, search_dirs: list[Path], 
 
         return make
 
-    recipe = _registered(level, search_dirs)
+    with quiet_about_old_versions():
+        recipe = _registered(level, search_dirs)
 
     def make_registered() -> gym.Env:
-        raw = _construct(recipe.creator, {**recipe.kwargs, **extra}, render)
+        with quiet_about_old_versions():
+            raw = _construct(recipe.creator, {**recipe.kwargs, **extra}, render)
         if getattr(raw, "spec", None) is None:
             try:
                 raw.unwrapped.spec = recipe.spec  # what make() does, so the reward threshold is known
