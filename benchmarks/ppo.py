@@ -113,11 +113,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from common import (
-    clock_hooks,
     MXNET_ENVS,
     SB3_ENV,
     RunResult,
     TrainingClock,
+    clock_hooks,
     markdown_table,
     profile_text,
     run_in_subprocess,

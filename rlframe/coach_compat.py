@@ -127,7 +127,8 @@ class _CoachFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     It sits at the end of ``sys.meta_path``, so the package's real files are found first.
     """
 
-    def find_spec(self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+    def find_spec(self, fullname: str, path: Sequence[str] | None,
+                  target: types.ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
         if not fullname.startswith("rl_coach."):
             return None
         if fullname not in _made_modules() and not _is_package(fullname):

@@ -6,7 +6,7 @@ restore (:meth:`Schedule.state` / :meth:`Schedule.load_state`).
 from __future__ import annotations
 
 import numbers
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 from rlframe.core_types import StepMethod
 from rlframe.parameters import Parameters
@@ -20,7 +20,7 @@ def _number(schedule: str, name: str, value: Any) -> float:
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{schedule}: {name} must be a number, got {value!r} ({type(value).__name__})")
-    return value
+    return cast(float, value)  # kept as given: an int stays an int (reprs, parameters.yaml)
 
 
 class Schedule(Parameters):

@@ -27,7 +27,6 @@ from rlframe.parameters import Parameters
 from rlframe.spaces import SpacesDefinition, spaces_from_gymnasium
 
 
-
 def prepare_sdl() -> None:
     """Settings SDL reads when an environment first initialises it (classic-control rendering, a user's pygame
     environment): no display or sound card to look for on a headless machine (a user's own choice wins), and no
@@ -132,7 +131,8 @@ def _load_module_from_file(path: Path) -> Any:
     try:
         return import_file(path, name)
     except Exception as exc:
-        raise EnvironmentLevelError(f"Importing {path} for the environment level failed: {type(exc).__name__}: {exc}") from exc
+        raise EnvironmentLevelError(
+            f"Importing {path} for the environment level failed: {type(exc).__name__}: {exc}") from exc
 
 
 def resolve_level(level: str, search_dirs: list[Path]) -> Callable[..., Any] | None:
@@ -215,9 +215,10 @@ def _registered(level: str, search_dirs: list[Path]) -> _Registered:
                 ) from exc
         else:  # a class or function a preset module registered: keep that module's folder importable
             home = getattr(sys.modules.get(getattr(entry_point, "__module__", "")), "__file__", None)
-            folder = _folder_holding(Path(home).stem, search_dirs) if home else None
-            if folder is not None and folder.resolve() == Path(home).resolve().parent:
-                _keep_importable(folder)
+            if home:
+                folder = _folder_holding(Path(home).stem, search_dirs)
+                if folder is not None and folder.resolve() == Path(home).resolve().parent:
+                    _keep_importable(folder)
         steps = getattr(spec, "max_episode_steps", None)
         if not callable(entry_point):
             raise EnvironmentLevelError(

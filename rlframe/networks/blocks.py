@@ -119,7 +119,7 @@ def describe_block(block: gluon.HybridBlock) -> tuple[Layer, ...]:
 def numpy_activation(layer: ActivationLayer) -> Callable[[np.ndarray], np.ndarray]:
     """The numpy function of an activation (as MXNet computes it)."""
     alpha = layer.alpha
-    return {
+    functions: dict[str, Callable[[np.ndarray], np.ndarray]] = {
         "leaky": lambda x: np.where(x > 0, x, alpha * x),
         "elu": lambda x: np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))),
         "selu": lambda x: _SELU_SCALE * np.where(x > 0, x, _SELU_ALPHA * np.expm1(np.minimum(x, 0))),
@@ -128,7 +128,8 @@ def numpy_activation(layer: ActivationLayer) -> Callable[[np.ndarray], np.ndarra
         "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
         "softrelu": lambda x: np.logaddexp(0, x),
         "softsign": lambda x: x / (1.0 + np.abs(x)),
-    }[layer.kind]
+    }
+    return functions[layer.kind]
 
 
 def layer_sizes(scheme: Any, schemes: dict, where: str) -> list[int]:
@@ -138,7 +139,8 @@ def layer_sizes(scheme: Any, schemes: dict, where: str) -> list[int]:
     if isinstance(scheme, (list, tuple)) and all(isinstance(layer, Dense) for layer in scheme):
         return [int(layer.units) for layer in scheme]
     names = ", ".join(f"{type(s).__name__}.{s.name}" for s in schemes)
-    raise ParameterValueError(f"{where}.scheme = {scheme!r} is not a scheme: use one of {names}, or a list such as [Dense(64)].")
+    raise ParameterValueError(
+        f"{where}.scheme = {scheme!r} is not a scheme: use one of {names}, or a list such as [Dense(64)].")
 
 
 def initialised_dense(units: int, fan_in: int, weight_scale: float | None = None,
@@ -317,7 +319,8 @@ class ActorCritic(gluon.HybridBlock):
         self._continuous = continuous
         with self.name_scope():
             self.value = MLP(embedder, middleware, 1, input_size, prefix="value_")
-            self.policy = MLP(embedder, middleware, num_policy_outputs, input_size, output_weight_scale=0.01, prefix="policy_")
+            self.policy = MLP(embedder, middleware, num_policy_outputs, input_size, output_weight_scale=0.01,
+                              prefix="policy_")
             if continuous:
                 self.log_std = self.params.get("log_std", shape=(1, num_policy_outputs), init=mx.init.Zero())
 

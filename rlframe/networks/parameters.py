@@ -85,7 +85,8 @@ class InputEmbedderParameters(Parameters):
         self.batchnorm = batchnorm
         self.dropout_rate = dropout_rate
         self.name = name
-        self.input_rescaling = input_rescaling if input_rescaling is not None else {"image": 255.0, "vector": 1.0, "tensor": 1.0}
+        self.input_rescaling = (input_rescaling if input_rescaling is not None
+                                else {"image": 255.0, "vector": 1.0, "tensor": 1.0})
         self.input_offset = input_offset if input_offset is not None else {"image": 0.0, "vector": 0.0, "tensor": 0.0}
         self.input_clipping = input_clipping
         self.dense_layer = dense_layer
@@ -162,7 +163,8 @@ class QHeadParameters(HeadParameters):
     :param output_bias_initializer: a number to initialise the output bias with (None = zeros).
     """
 
-    def __init__(self, activation_function: str = "relu", name: str = "q_head_params", output_bias_initializer: float | None = None, **kwargs: Any) -> None:
+    def __init__(self, activation_function: str = "relu", name: str = "q_head_params",
+                 output_bias_initializer: float | None = None, **kwargs: Any) -> None:
         super().__init__(activation_function=activation_function, name=name, **kwargs)
         self.output_bias_initializer = output_bias_initializer
 
@@ -174,7 +176,8 @@ class VHeadParameters(HeadParameters):
         bias starts at zero).
     """
 
-    def __init__(self, activation_function: str = "relu", name: str = "v_head_params", output_bias_initializer: float | None = None, **kwargs: Any) -> None:
+    def __init__(self, activation_function: str = "relu", name: str = "v_head_params",
+                 output_bias_initializer: float | None = None, **kwargs: Any) -> None:
         super().__init__(activation_function=activation_function, name=name, **kwargs)
         self.output_bias_initializer = output_bias_initializer
 

@@ -251,8 +251,10 @@ def test_gym_imports_are_answered_by_gymnasium() -> None:
     from gym.utils import seeding
     from gym.wrappers.time_limit import TimeLimit
 
-    assert is_gym_fallback(gym) and sys.meta_path[-1].__class__.__name__ == "_GymFallbackFinder"
-    assert sum(type(f).__name__ == "_GymFallbackFinder" for f in sys.meta_path) == 1
+    finders = [f.__name__ if isinstance(f, type) else type(f).__name__ for f in sys.meta_path]
+    # After the path finder (a real gym, when installed, wins), once; rl_coach's own finder may sit after it.
+    assert is_gym_fallback(gym) and finders.count("_GymFallbackFinder") == 1
+    assert finders.index("_GymFallbackFinder") > finders.index("PathFinder")
     assert Env is gymnasium.Env and spaces.Box is gym.spaces.Box is gymnasium.spaces.Box
     assert register is gymnasium.register and EnvSpec is gymnasium.envs.registration.EnvSpec
     assert TimeLimit is gymnasium.wrappers.TimeLimit and seeding is gymnasium.utils.seeding

@@ -8,7 +8,7 @@ import pytest
 
 from rlframe.cli import train_main
 from rlframe.core_types import RunPhase
-from rlframe.graph_managers.hooks import Epoch, EpisodeEnd, Evaluation, RunHooks, Update
+from rlframe.graph_managers.hooks import EpisodeEnd, Epoch, Evaluation, RunHooks, Update
 from rlframe.outputs.checkpoints import CheckpointFiles
 from rlframe.outputs.csv_logger import csv_file_name
 
