@@ -43,7 +43,7 @@ from typing import Any, Callable
 import numpy as np
 from mxnet import gluon, nd
 
-from rlframe.agents.agent import Agent, resolve_exploration
+from rlframe.agents.agent import Agent
 from rlframe.agents.clipped_ppo import (
     ADVANTAGES,
     ENTROPY,
@@ -55,8 +55,8 @@ from rlframe.agents.clipped_ppo import (
 )
 from rlframe.core_types import RunPhase
 from rlframe.errors import ParameterValueError
-from rlframe.exploration.e_greedy import EGreedy
-from rlframe.exploration.parameters import AdditiveNoiseParameters, CategoricalParameters, EGreedyParameters
+from rlframe.exploration.parameters import AdditiveNoiseParameters, CategoricalParameters
+from rlframe.exploration.policy import PolicyActing
 from rlframe.export.graph import ContinuousPolicy, DiscretePolicy
 from rlframe.memories.episodic_replay import Rollout
 from rlframe.memories.memory import EpisodicExperienceReplayParameters
@@ -204,6 +204,8 @@ class ActorCriticAgent(Agent):
     signal_names = Agent.signal_names + (ENTROPY, ADVANTAGES, VALUES, VALUE_LOSS, POLICY_LOSS)
     # Each update averages N rollouts: more copies give a steadier gradient but fewer steps per episode played.
     default_num_envs = 8
+    # On-policy: heatup's random (or heatup-phase) actions are not the policy's.
+    learns_from_heatup = False
 
     def _check_ranges(self) -> None:
         super()._check_ranges()
@@ -248,61 +250,23 @@ class ActorCriticAgent(Agent):
         self.rollout = Rollout()
         #: batched training steps in the rollout (each stores one transition per copy)
         self.rollout_steps = 0
-        # The phase of the last network decision; a transition is kept only when that was training (see store).
-        self._acting_phase: RunPhase | None = None
-        self.e_greedy = self._exploration(agent_params, spaces, rng)
-
-    def _exploration(self, agent_params: AgentParameters, spaces: SpacesDefinition,
-                     rng: np.random.Generator) -> EGreedy | None:
-        """Check the exploration parameters fit the action space; returns the e-greedy policy when a discrete
-        space uses one (Coach's autoscaling preset sets EGreedyParameters; on box actions its continuous entry
-        applies, which samples the network's Gaussian as ContinuousEntropyParameters does)."""
-        exploration, where = resolve_exploration(agent_params.exploration, spaces)
-        if isinstance(exploration, EGreedyParameters) and self.continuous:
-            exploration = exploration.continuous_exploration_policy_parameters
-            where += ".continuous_exploration_policy_parameters"
-        if self.continuous:
-            expected: tuple[type, ...] = (AdditiveNoiseParameters,)
-            names = "ContinuousEntropyParameters or AdditiveNoiseParameters"
-        else:
-            expected, names = (CategoricalParameters, EGreedyParameters), "CategoricalParameters or EGreedyParameters"
-        if not isinstance(exploration, expected):
-            raise ParameterValueError(
-                f"{where} is {type(exploration).__name__}; actor-critic on a {type(spaces.action).__name__} uses {names}."
-            )
-        if isinstance(exploration, EGreedyParameters):
-            assert isinstance(spaces.action, DiscreteActionSpace)
-            return EGreedy(exploration, spaces.action.num_actions, rng, where)
-        return None
+        # Coach's autoscaling preset sets EGreedyParameters; on box actions its continuous entry applies, which
+        # samples the network's Gaussian as ContinuousEntropyParameters does.
+        self.acting = PolicyActing(agent_params.exploration, spaces, rng, "actor-critic",
+                                   "ContinuousEntropyParameters or AdditiveNoiseParameters")
 
     # ---- acting -------------------------------------------------------------------------------------
     def choose_actions(self, obs: np.ndarray, phase: RunPhase) -> np.ndarray:
         # A numpy copy of the weights, taken once per update, acts for the N copies (an MXNet call per batched
         # step would cost ten times the arithmetic).
         _, policy = self.network.online_snapshot(numpy_towers)
-        outputs = policy(obs)
-        self._acting_phase = phase
-        if self.continuous:
-            mean, log_std = outputs
-            if phase == RunPhase.TEST:
-                return mean
-            return (mean + np.exp(log_std) * self.rng.standard_normal(mean.shape)).astype(np.float32)
-        probs = softmax(outputs[0].astype(np.float64))
-        if self.e_greedy is not None:
-            self.last_action_probabilities = self.e_greedy.probabilities(probs, phase)
-            return self.e_greedy.choose(probs, phase)
-        self.last_action_probabilities = probs
-        if phase == RunPhase.TEST:
-            return probs.argmax(axis=1).astype(np.int64)
-        draws = self.rng.random((probs.shape[0], 1))
-        return np.minimum((probs.cumsum(axis=1) < draws).sum(axis=1), probs.shape[1] - 1).astype(np.int64)
+        actions = self.acting.choose(policy(obs), phase)
+        self.last_action_probabilities = self.acting.last_probabilities
+        return actions
 
     def exploration_value(self, phase: RunPhase) -> float:
-        if self.e_greedy is not None:
-            return self.e_greedy.epsilon(phase)
-        if self.continuous and phase != RunPhase.TEST:
-            return float(np.exp(self.network.online.log_std.data().asnumpy()).mean())
-        return 0.0
+        return self.acting.exploration_value(phase, self.network.online.log_std.data().asnumpy()
+                                             if self.continuous else None)
 
     # ---- the policy, for export ---------------------------------------------------------------------
     def network_outputs(self, obs: np.ndarray) -> list[np.ndarray]:
@@ -321,11 +285,7 @@ class ActorCriticAgent(Agent):
     # ---- storing ------------------------------------------------------------------------------------
     def store(self, env_index: np.ndarray, obs: np.ndarray, action: np.ndarray, reward: np.ndarray,
               next_obs: np.ndarray, terminated: np.ndarray, truncated: np.ndarray) -> None:
-        """Keep the transitions of a training step. Heatup acts without the network (or, with
-        ``heatup_using_network_decisions``, in the heatup phase): an on-policy update cannot use those actions."""
-        if self._acting_phase != RunPhase.TRAIN:
-            return
-        self._acting_phase = None
+        """Keep the transitions of a training step (heatup's are not stored: ``learns_from_heatup``)."""
         self.rollout.store(env_index, obs, action, reward, next_obs, terminated, truncated)
         self.rollout_steps += 1
 
@@ -385,4 +345,5 @@ class ActorCriticAgent(Agent):
 
     # ---- state --------------------------------------------------------------------------------------
     def schedules(self) -> dict[str, Schedule]:
-        return {"epsilon_schedule": self.e_greedy.params.epsilon_schedule} if self.e_greedy is not None else {}
+        e_greedy = self.acting.e_greedy
+        return {"epsilon_schedule": e_greedy.epsilon_schedule} if e_greedy is not None else {}

@@ -29,20 +29,6 @@ from rlframe.schedules import Schedule
 from rlframe.spaces import DiscreteActionSpace, SpacesDefinition
 
 
-def resolve_exploration(exploration: Any, spaces: SpacesDefinition) -> tuple[Any, str]:
-    """Pick the exploration parameters for the action space when a preset gives a dict per space type; returns
-    them with their path in the preset tree (for error messages)."""
-    if isinstance(exploration, dict):
-        for space_type, params in exploration.items():
-            if isinstance(spaces.action, space_type):
-                return params, f"agent_params.exploration[{space_type.__name__}]"
-        raise ParameterValueError(
-            f"agent_params.exploration has no entry for {type(spaces.action).__name__}; "
-            f"it has {[t.__name__ for t in exploration]}."
-        )
-    return exploration, "agent_params.exploration"
-
-
 class Agent:
     """Base class of rlframe's agents.
 

@@ -33,15 +33,11 @@ from typing import Any
 import numpy as np
 from mxnet import gluon, nd
 
-from rlframe.agents.agent import Agent, resolve_exploration
+from rlframe.agents.agent import Agent
 from rlframe.core_types import EnvironmentEpisodes, EnvironmentSteps, RunPhase
 from rlframe.errors import ParameterValueError
-from rlframe.exploration.e_greedy import EGreedy
-from rlframe.exploration.parameters import (
-    AdditiveNoiseParameters,
-    CategoricalParameters,
-    EGreedyParameters,
-)
+from rlframe.exploration.parameters import AdditiveNoiseParameters, CategoricalParameters
+from rlframe.exploration.policy import PolicyActing
 from rlframe.export.graph import ContinuousPolicy, DiscretePolicy
 from rlframe.memories.episodic_replay import Rollout
 from rlframe.memories.memory import EpisodicExperienceReplayParameters
@@ -332,20 +328,7 @@ class ClippedPPOAgent(Agent):
         self._last_kl = 0.0
         #: the pre-network filter's state before the statistics the first rollout acts on (see :meth:`act`)
         self._statistics_before_first_rollout: dict[str, np.ndarray] | None = None
-        exploration, exploration_where = resolve_exploration(agent_params.exploration, spaces)
-        if isinstance(exploration, EGreedyParameters) and self.continuous:
-            exploration = exploration.continuous_exploration_policy_parameters
-            exploration_where += ".continuous_exploration_policy_parameters"
-        self.exploration_params = exploration
-        self.e_greedy = (EGreedy(exploration, num_outputs, rng, exploration_where)
-                         if isinstance(exploration, EGreedyParameters) else None)
-        expected = AdditiveNoiseParameters if self.continuous else (CategoricalParameters, EGreedyParameters)
-        if not isinstance(exploration, expected):
-            raise ParameterValueError(
-                f"{exploration_where} is {type(exploration).__name__}; Clipped PPO on a "
-                f"{type(action_space).__name__} uses "
-                f"{'AdditiveNoiseParameters' if self.continuous else 'CategoricalParameters or EGreedyParameters'}."
-            )
+        self.acting = PolicyActing(agent_params.exploration, spaces, rng, "Clipped PPO")
 
     # ---- acting -------------------------------------------------------------------------------------
     def before_network_decision(self, obs: np.ndarray, phase: RunPhase) -> None:
@@ -379,26 +362,13 @@ class ClippedPPOAgent(Agent):
         outputs = self.network.online_snapshot(ActorCritic.numpy_policy)(obs)
         if phase == RunPhase.TRAIN:  # the clip range decays with training steps; evaluation must not move it
             self.clipping_decay.step(obs.shape[0])
-        if self.continuous:
-            mean, log_std = outputs
-            if phase == RunPhase.TEST:
-                return mean
-            return (mean + np.exp(log_std) * self.rng.standard_normal(mean.shape)).astype(np.float32)
-        probs = softmax(outputs[0].astype(np.float64))
-        if self.e_greedy is not None:
-            return self.e_greedy.choose(probs, phase)
-        if phase == RunPhase.TEST:
-            return probs.argmax(axis=1).astype(np.int64)
-        draws = self.rng.random((probs.shape[0], 1))
-        return np.minimum((probs.cumsum(axis=1) < draws).sum(axis=1), probs.shape[1] - 1).astype(np.int64)
+        actions = self.acting.choose(outputs, phase)
+        self.last_action_probabilities = self.acting.last_probabilities
+        return actions
 
     def exploration_value(self, phase: RunPhase) -> float:
-        if self.e_greedy is not None:
-            return self.e_greedy.epsilon(phase)
-        if self.continuous and phase != RunPhase.TEST:
-            log_std = self.network.online.log_std.data().asnumpy()
-            return float(np.exp(log_std).mean())
-        return 0.0
+        return self.acting.exploration_value(phase, self.network.online.log_std.data().asnumpy()
+                                             if self.continuous else None)
 
     def network_outputs(self, obs: np.ndarray) -> list[np.ndarray]:
         value, policy, *log_std = (o.asnumpy() for o in self.network.online(nd.array(obs, dtype=np.float32)))
@@ -524,8 +494,8 @@ class ClippedPPOAgent(Agent):
     # ---- state --------------------------------------------------------------------------------------
     def schedules(self) -> dict[str, Schedule]:
         out = {"clipping_decay_schedule": self.clipping_decay}
-        if self.e_greedy is not None:
-            out["epsilon_schedule"] = self.e_greedy.params.epsilon_schedule
+        if self.acting.e_greedy is not None:
+            out["epsilon_schedule"] = self.acting.e_greedy.epsilon_schedule
         return out
 
     def counters(self) -> dict[str, float]:

@@ -41,6 +41,13 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return weights / weights.sum(axis=-1, keepdims=True)
 
 
+def sample_categorical(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One draw per row of ``probs`` (N, A), rows summing to 1: int64 actions (N,). Inverse-CDF with one uniform
+    per row; the min keeps a row whose cumulative sum rounds below the draw on the last action."""
+    draws = rng.random((probs.shape[0], 1))
+    return np.minimum((probs.cumsum(axis=1) < draws).sum(axis=1), probs.shape[1] - 1).astype(np.int64)
+
+
 def chunked(forward: Callable[[np.ndarray], np.ndarray], x: np.ndarray, rows: int = CHUNK_ROWS) -> np.ndarray:
     """``forward`` applied to ``x`` (N, ...) in slices of ``rows`` rows, concatenated: (N, ...) -> (N, ...).
 
