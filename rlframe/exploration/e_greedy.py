@@ -1,6 +1,8 @@
 """Epsilon-greedy action choice over a batch of Q-values."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from rlframe.core_types import RunPhase
@@ -13,20 +15,31 @@ from rlframe.schedules import Schedule
 class EGreedy:
     """Chooses actions for N environments at once; epsilon advances by N per training call.
 
+    The explorer works on its own copy of the parameters (:attr:`params`, whose ``epsilon_schedule`` is
+    :attr:`epsilon_schedule`): how far the schedule has advanced is the agent's state (its ``schedules()``
+    checkpoints it), never the preset's, so two agents built from one preset do not share a counter and the preset
+    stays as written.
+
+    :param params: the preset's e-greedy parameters (copied, never modified).
+    :param num_actions: A.
+    :param rng: the random generator of the exploration draws.
     :param where: the parameters' path in the preset tree, for error messages.
     """
 
     def __init__(self, params: EGreedyParameters, num_actions: int, rng: np.random.Generator,
                  where: str = "agent_params.exploration") -> None:
         check_epsilons(params, where)
-        self.params = params
+        self.params = copy.deepcopy(params)
+        #: this explorer's training epsilon; steps once per training action (per environment copy)
+        self.epsilon_schedule: Schedule = self.params.epsilon_schedule
+        self.evaluation_epsilon = float(params.evaluation_epsilon)
         self.num_actions = num_actions
         self.rng = rng
 
     def epsilon(self, phase: RunPhase) -> float:
         if phase == RunPhase.TEST:
-            return float(self.params.evaluation_epsilon)
-        return float(self.params.epsilon_schedule.current_value)
+            return self.evaluation_epsilon
+        return float(self.epsilon_schedule.current_value)
 
     def probabilities(self, q_values: np.ndarray, phase: RunPhase) -> np.ndarray:
         """The probability (N, A) that :meth:`choose` picks each action now: epsilon / A everywhere, plus
@@ -37,15 +50,17 @@ class EGreedy:
         return probs
 
     def choose(self, q_values: np.ndarray, phase: RunPhase) -> np.ndarray:
-        """Pick actions (N,) int64 from ``q_values`` (N, A)."""
-        num_envs = q_values.shape[0]
-        actions = q_values.argmax(axis=1)
+        """Pick actions (N,) int64 from ``q_values`` (N, A): the greedy action, replaced by a uniformly drawn one
+        with probability epsilon. Only ``RunPhase.TRAIN`` advances the schedule (by N)."""
+        num_envs = len(q_values)
+        actions = q_values.argmax(axis=1).astype(np.int64, copy=False)
         explore = self.rng.random(num_envs) < self.epsilon(phase)
-        if explore.any():
-            actions[explore] = self.rng.integers(0, self.num_actions, int(explore.sum()))
+        explored = int(np.count_nonzero(explore))
+        if explored:
+            actions[explore] = self.rng.integers(0, self.num_actions, explored)
         if phase == RunPhase.TRAIN:
-            self.params.epsilon_schedule.step(num_envs)
-        return actions.astype(np.int64)
+            self.epsilon_schedule.step(num_envs)
+        return actions
 
 
 def check_epsilons(params: EGreedyParameters, where: str) -> None:
