@@ -32,6 +32,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from rlframe.errors import ParameterValueError
+from rlframe.networks.distributions import softmax
 
 
 def _vector(name: str, values: ArrayLike) -> np.ndarray:
@@ -133,9 +134,7 @@ def softmax_policy(q: ArrayLike, temperature: float) -> np.ndarray:
         raise ParameterValueError(
             f"softmax_temperature = {temperature}: the evaluated policy softmax(Q / softmax_temperature) needs "
             f"softmax_temperature > 0 (Coach presets use 0.2).")
-    logits = _matrix("q", q) / temperature
-    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return exp / exp.sum(axis=1, keepdims=True)
+    return softmax(_matrix("q", q), temperature)
 
 
 def importance_ratios(policy_probs: ArrayLike, behaviour_probs: ArrayLike, action: ArrayLike) -> np.ndarray:

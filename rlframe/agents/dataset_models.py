@@ -19,38 +19,47 @@ from mxnet import gluon, nd
 
 from rlframe.memories.dataset import TransitionDataset, minibatch_rows
 from rlframe.networks.blocks import MLP, observation_embedder
+from rlframe.networks.columns import Columns
+from rlframe.networks.distributions import chunked
 from rlframe.networks.network_wrapper import NetworkWrapper
 from rlframe.networks.parameters import NetworkParameters
 
 
+def reward_columns(obs_size: int) -> Columns:
+    """The reward model's packed minibatch (B, D + 2): ``obs`` (D), ``action``, ``reward``."""
+    return Columns(obs=obs_size, action=1, reward=1)
+
+
+def imitation_columns(obs_size: int) -> Columns:
+    """The imitation model's packed minibatch (B, D + 1): ``obs`` (D), ``action``."""
+    return Columns(obs=obs_size, action=1)
+
+
 class RewardLoss(gluon.HybridBlock):
-    """(r_hat(s, a) - r)^2 per sample, from packed (B, D + 2) columns ``obs | action | reward``."""
+    """(r_hat(s, a) - r)^2 per sample, from a minibatch packed as :func:`reward_columns`."""
 
     def __init__(self, network: gluon.HybridBlock, obs_size: int) -> None:
         super().__init__(prefix="rewardloss_")
         self.network = network
-        self._d = obs_size
+        self.layout = reward_columns(obs_size)
 
     def hybrid_forward(self, F: Any, packed: Any) -> Any:
-        d = self._d
-        obs = F.slice_axis(packed, axis=1, begin=0, end=d)
-        action = F.slice_axis(packed, axis=1, begin=d, end=d + 1).reshape((-1,))
-        reward = F.slice_axis(packed, axis=1, begin=d + 1, end=d + 2).reshape((-1,))
-        return F.square(F.pick(self.network(obs), action, axis=1) - reward)
+        layout = self.layout
+        q = self.network(layout.slice(F, packed, "obs"))
+        return F.square(F.pick(q, layout.column(F, packed, "action"), axis=1) - layout.column(F, packed, "reward"))
 
 
 class ImitationLoss(gluon.HybridBlock):
-    """Cross-entropy -log pi_b(a|s) per sample, from packed (B, D + 1) columns ``obs | action``."""
+    """Cross-entropy -log pi_b(a|s) per sample, from a minibatch packed as :func:`imitation_columns`."""
 
     def __init__(self, network: gluon.HybridBlock, obs_size: int) -> None:
         super().__init__(prefix="imitationloss_")
         self.network = network
-        self._d = obs_size
+        self.layout = imitation_columns(obs_size)
 
     def hybrid_forward(self, F: Any, packed: Any) -> Any:
-        obs = F.slice_axis(packed, axis=1, begin=0, end=self._d)
-        action = F.slice_axis(packed, axis=1, begin=self._d, end=self._d + 1).reshape((-1,))
-        return -F.pick(F.log_softmax(self.network(obs), axis=1), action, axis=1)
+        logits = self.network(self.layout.slice(F, packed, "obs"))
+        return -F.pick(F.log_softmax(logits, axis=1), self.layout.column(F, packed, "action"), axis=1)
 
 
 class DatasetModel:
@@ -89,21 +98,20 @@ class DatasetModel:
 
     def predict(self, obs: np.ndarray) -> np.ndarray:
         """The outputs (T, A) for pre-network-filtered observations (T, D)."""
-        return np.concatenate([self.network.predict(obs[i:i + 4096]) for i in range(0, len(obs), 4096)])
+        return chunked(self.network.predict, obs)
 
     def embed(self, obs: np.ndarray) -> np.ndarray:
         """The last hidden layer's activations (T, H): the state embedding of BCQ's kNN filter."""
         online = self.network.online
-        return np.concatenate([online.hidden(nd.array(obs[i:i + 4096], dtype=np.float32)).asnumpy()
-                               for i in range(0, len(obs), 4096)])
+        return chunked(lambda part: online.hidden(nd.array(part, dtype=np.float32)).asnumpy(), obs)
 
 
 def _pack_reward(data: TransitionDataset, obs: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    return np.concatenate([obs[rows], data.action[rows, None], data.reward[rows, None]], axis=1, dtype=np.float32)
+    return reward_columns(obs.shape[1]).pack(obs=obs[rows], action=data.action[rows], reward=data.reward[rows])
 
 
 def _pack_imitation(data: TransitionDataset, obs: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    return np.concatenate([obs[rows], data.action[rows, None]], axis=1, dtype=np.float32)
+    return imitation_columns(obs.shape[1]).pack(obs=obs[rows], action=data.action[rows])
 
 
 def reward_model(params: NetworkParameters, obs_size: int, num_actions: int) -> DatasetModel:

@@ -40,7 +40,8 @@ from rlframe.agents.dqn import DQNAlgorithmParameters
 from rlframe.core_types import EnvironmentSteps
 from rlframe.errors import ParameterValueError
 from rlframe.memories.dataset import TransitionDataset
-from rlframe.networks.parameters import ClassificationHeadParameters
+from rlframe.networks.distributions import softmax
+from rlframe.networks.parameters import ClassificationHeadParameters, NetworkParameters
 from rlframe.parameters import AgentParameters, Parameters
 from rlframe.spaces import SpacesDefinition
 
@@ -129,6 +130,18 @@ def knn_allowed(features: np.ndarray, action: np.ndarray, next_features: np.ndar
     return next_distances <= coefficient * average_dist, average_dist
 
 
+def imitation_parameters(agent_params: AgentParameters) -> NetworkParameters:
+    """The imitation model's network: ``network_wrappers['imitation_model']`` as Coach's presets define it, or
+    else a copy of the main network's with a classification head and no target network (the preset's objects
+    are left as they are)."""
+    if "imitation_model" in agent_params.network_wrappers:
+        return agent_params.network_wrappers["imitation_model"]
+    imitation = copy.deepcopy(agent_params.network_wrappers["main"])
+    imitation.heads_parameters = [ClassificationHeadParameters()]
+    imitation.create_target_network = False
+    return imitation
+
+
 class DDQNBCQAgent(DDQNAgent):
     """Double DQN with BCQ's next-action filter, trained from a dataset."""
 
@@ -141,17 +154,13 @@ class DDQNBCQAgent(DDQNAgent):
                 f"agent_params.algorithm.action_drop_method_parameters = {drop!r}: use KNNParameters() or "
                 "NNImitationModelParameters()."
             )
-        if isinstance(drop, NNImitationModelParameters) and "imitation_model" not in agent_params.network_wrappers:
-            # Coach's presets define it; without one, the main network's architecture with a classification head.
-            imitation = copy.deepcopy(agent_params.network_wrappers["main"])
-            imitation.heads_parameters = [ClassificationHeadParameters()]
-            imitation.create_target_network = False
-            agent_params.network_wrappers["imitation_model"] = imitation
         super().__init__(agent_params, spaces, rng)
         self.imitation_model: DatasetModel | None = None
         if isinstance(drop, NNImitationModelParameters):
-            self.imitation_model = imitation_model(agent_params.network_wrappers["imitation_model"],
-                                                   spaces.observation_size, spaces.action.num_actions)
+            # The network is named 'imitation_model' whether or not the preset defines its parameters, so its
+            # checkpoint files are the same either way.
+            self.imitation_model = imitation_model(imitation_parameters(agent_params), spaces.observation_size,
+                                                   self.num_actions)
             self.networks["imitation_model"] = self.imitation_model.network
         self._next_allowed: np.ndarray | None = None
         self.average_dist: float | None = None
@@ -167,7 +176,7 @@ class DDQNBCQAgent(DDQNAgent):
         drop = self.algorithm.action_drop_method_parameters
         obs = self.pre_network_filter.filter_observation(train.obs, update=False)
         next_obs = self.pre_network_filter.filter_observation(train.next_obs, update=False)
-        num_actions = self.spaces.action.num_actions
+        num_actions = self.num_actions
         if isinstance(drop, KNNParameters):
             self.knn_space = "raw states"
             if drop.use_state_embedding_instead_of_state:
@@ -183,15 +192,14 @@ class DDQNBCQAgent(DDQNAgent):
                     # Every reward is the same (CartPole's +1 per step): the reward model only learns that constant,
                     # so its hidden layer is an untrained random projection, and distances in it dropped actions
                     # that raw-state distances keep (final CartPole reward ~155 instead of ~195, seeds 0-7).
-                    self.knn_space = "raw states (every training reward is the same, so the reward model's embedding carries no information)"
+                    self.knn_space = ("raw states (every training reward is the same, so the reward model's embedding "
+                                      "carries no information)")
             self._next_allowed, self.average_dist = knn_allowed(
                 obs, train.action, next_obs, num_actions, float(drop.average_dist_coefficient), int(drop.knn_size))
         else:
             assert self.imitation_model is not None
             self.imitation_model.fit(train, obs, int(drop.imitation_model_num_epochs), self.rng)
-            logits = self.imitation_model.predict(next_obs).astype(np.float64)
-            probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-            probs /= probs.sum(axis=1, keepdims=True)
+            probs = softmax(self.imitation_model.predict(next_obs).astype(np.float64))
             self._next_allowed = probs >= float(drop.mask_out_actions_threshold)
         space = f" (kNN in {self.knn_space})" if self.knn_space else ""
         return [f"Action filter> drops {self.dropped_fraction:.1%} of the next actions of the training split{space}"]

@@ -6,7 +6,7 @@ bootstraps from ``next_obs`` there.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -39,7 +39,7 @@ class TransitionBatch(NamedTuple):
     truncated: np.ndarray
 
 
-def transition_capacity(max_size: object, where: str) -> int:
+def transition_capacity(max_size: Any, where: str) -> int:
     """Read ``(MemoryGranularity.Transitions, n)`` and return n; any other form is a user error."""
     check_max_size(max_size, where)
     if max_size is None or max_size[0] is not MemoryGranularity.Transitions:
@@ -58,7 +58,7 @@ class ExperienceReplay:
         self.capacity = capacity
         self.obs = np.zeros((capacity, *obs_shape), dtype=np.float32)
         self.next_obs = np.zeros((capacity, *obs_shape), dtype=np.float32)
-        self.action = np.zeros((capacity, *action_shape), dtype=action_dtype)
+        self.action: np.ndarray = np.zeros((capacity, *action_shape), dtype=action_dtype)
         self.reward = np.zeros(capacity, dtype=np.float32)
         self.terminated = np.zeros(capacity, dtype=bool)
         self.truncated = np.zeros(capacity, dtype=bool)

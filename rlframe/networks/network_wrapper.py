@@ -95,7 +95,8 @@ class NetworkWrapper:
     :param input_size: D, the flattened observation size, to initialise the parameters.
     """
 
-    def __init__(self, name: str, params: NetworkParameters, build: Callable[[str], gluon.HybridBlock], input_size: int) -> None:
+    def __init__(self, name: str, params: NetworkParameters, build: Callable[[str], gluon.HybridBlock],
+                 input_size: int) -> None:
         where = f"agent_params.network_wrappers[{name!r}]"
         check_network_ranges(params, where)
         self.name = name
@@ -127,7 +128,8 @@ class NetworkWrapper:
         assert self.target is not None
         return self.target(nd.array(obs, dtype=np.float32)).asnumpy()
 
-    def update(self, loss_block: gluon.HybridBlock, *inputs: nd.NDArray | np.ndarray) -> tuple[list[nd.NDArray], nd.NDArray | None]:
+    def update(self, loss_block: gluon.HybridBlock,
+               *inputs: nd.NDArray | np.ndarray) -> tuple[list[nd.NDArray], nd.NDArray | None]:
         """One gradient update that does not wait for MXNet to finish it.
 
         ``loss_block(*inputs)`` returns the loss, or a tuple whose first element it is: a (1,) loss is
