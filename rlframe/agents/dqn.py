@@ -31,8 +31,8 @@ from rlframe.agents.dataset_models import DatasetModel, reward_model
 from rlframe.core_types import EnvironmentSteps, RunPhase
 from rlframe.errors import ParameterValueError
 from rlframe.exploration.e_greedy import EGreedy
-from rlframe.exploration.policy import resolve_exploration
 from rlframe.exploration.parameters import EGreedyParameters
+from rlframe.exploration.policy import resolve_exploration
 from rlframe.export.graph import QValues
 from rlframe.memories.dataset import TransitionDataset, minibatch_rows
 from rlframe.memories.experience_replay import (
