@@ -27,8 +27,10 @@ def test_preset_reaches_its_validation_threshold(preset, seed, tmp_path, capsys)
     assert f"PASSED: {preset} (seed {seed})" in out
 
 
+# One seed: the three seeds of CartPole_ClippedPPO's validation above already cover the early learning, and each
+# seed here costs about 26 s of CPU of CI's 30-minute budget.
 @pytest.mark.golden
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0])
 def test_clipped_ppo_cartpole_goes_on_to_solve_it(seed, tmp_path):
     experiment = tmp_path / "exp"
     assert train_main(["-p", "CartPole_ClippedPPO", "--seed", str(seed), "-ep", str(experiment),
