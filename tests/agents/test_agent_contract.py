@@ -70,3 +70,36 @@ def test_a_batch_graph_adds_its_reward_model_to_a_copy_not_to_the_preset():
     agent = graph_manager.build_agent()
     assert "reward_model" not in graph_manager.agent_params.network_wrappers
     assert agent.softmax_temperature == graph_manager.agent_params.network_wrappers["main"].softmax_temperature
+
+
+def test_a_batch_graph_refuses_an_agent_that_cannot_learn_from_a_dataset():
+    from rlframe.agents.clipped_ppo import ClippedPPOAgentParameters
+    from rlframe.errors import ParameterValueError
+    from rlframe.graph_managers.batch_rl import BatchRLGraphManager
+    from rlframe.spaces import DiscreteActionSpace, RewardSpace, SpacesDefinition, StateSpace, VectorObservationSpace
+
+    spaces = SpacesDefinition(state=StateSpace({"observation": VectorObservationSpace(shape=4)}), goal=None,
+                              action=DiscreteActionSpace(2), reward=RewardSpace(1))
+    schedule = ScheduleParameters()
+    schedule.improve_steps = TrainingSteps(1)
+    graph_manager = BatchRLGraphManager(ClippedPPOAgentParameters(), None, schedule, spaces_definition=spaces)
+    with pytest.raises(ParameterValueError, match=r"^BatchRLGraphManager trains agents that learn from a dataset "
+                                                  r"\(DQN, DDQN, DDQN\+BCQ\); the preset's agent is "
+                                                  r"ClippedPPOAgentParameters\.$"):
+        graph_manager.build_agent()
+
+
+def test_an_exploration_that_does_not_fit_the_policy_is_one_line():
+    from rlframe.agents.clipped_ppo import ClippedPPOAgentParameters
+    from rlframe.errors import ParameterValueError
+    from rlframe.exploration.parameters import AdditiveNoiseParameters
+
+    agent_params = ClippedPPOAgentParameters()
+    agent_params.exploration = AdditiveNoiseParameters()
+    schedule = ScheduleParameters()
+    schedule.heatup_steps, schedule.improve_steps = EnvironmentSteps(0), TrainingSteps(10)
+    graph_manager = BasicRLGraphManager(agent_params, GymVectorEnvironment(level="CartPole-v1"), schedule)
+    with pytest.raises(ParameterValueError, match=r"^agent_params.exploration is AdditiveNoiseParameters; Clipped PPO "
+                                                  r"on a DiscreteActionSpace uses CategoricalParameters or "
+                                                  r"EGreedyParameters\.$"):
+        graph_manager.build_agent()
