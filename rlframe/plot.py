@@ -20,6 +20,7 @@ written atomically, in the format its extension names (PNG when it has none).
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 from collections.abc import Sequence
@@ -60,9 +61,16 @@ def default_output(csv_path: str) -> str:
 
 
 def read_csv(csv_path: str) -> pd.DataFrame:
-    """Read ``csv_path``; a missing, unreadable, empty or non-numeric file raises ParameterValueError."""
+    """Read ``csv_path``; a missing, unreadable, empty or non-numeric file raises ParameterValueError.
+
+    A last line without its newline is left out: a running job's logger may be halfway through appending it (or
+    a killed one was), and read as a row it would be one with values missing."""
     try:
-        frame = pd.read_csv(csv_path)
+        with open(csv_path, "rb") as file:
+            data = file.read()
+        if data and not data.endswith(b"\n") and b"\n" in data:
+            data = data[:data.rindex(b"\n") + 1]
+        frame = pd.read_csv(io.BytesIO(data))
     except FileNotFoundError as exc:
         raise ParameterValueError(
             f"CSV file {csv_path!r} does not exist: pass an agent CSV such as "

@@ -153,6 +153,13 @@ def test_header_only_csv_is_an_error() -> None:
         plot_csv("empty.csv")
 
 
+def test_a_last_line_still_being_appended_is_left_out(basic_csv: str) -> None:
+    whole = read_csv(basic_csv)
+    with open(basic_csv, "a", encoding="utf-8") as file:
+        file.write("9,,")  # a row cut off mid-write: no newline yet
+    np.testing.assert_array_equal(read_csv(basic_csv)["Episode #"], whole["Episode #"])
+
+
 def test_files_that_are_not_csvs_are_errors() -> None:
     Path("image.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
     Path("blank.csv").write_text("", encoding="utf-8")
