@@ -32,7 +32,7 @@ class ScreenLogger:
     @staticmethod
     def _screen() -> Screen:
         # Made per line so that output follows whatever sys.stdout is at the time (a test's capture, a redirect).
-        return Screen(progress=False)
+        return Screen()
 
     def set_use_colors(self, use_colors: bool) -> None:
         self.use_colors = bool(use_colors)

@@ -200,25 +200,20 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
 
 
 def _train(argv: Sequence[str] | None, hooks: Sequence[RunHooks] = ()) -> int:
+    from rlframe.outputs.progress_bar import ProgressBar
+
     graph_manager, task, args = prepare(argv)
+    if args.progress == "bar" or (args.progress == "auto" and sys.stdout.isatty()):
+        graph_manager.add_hooks(ProgressBar())
     for hook in hooks:
         graph_manager.add_hooks(hook)
     save_model = graph_manager.hyperparameters.save_model and task.evaluate_only is None
-    previous = os.environ.get("RLFRAME_PROGRESS")
-    if args.progress != "auto":
-        os.environ["RLFRAME_PROGRESS"] = args.progress
     try:
         graph_manager.run(task)
     except RunStopped:
         if save_model and graph_manager.last_checkpoint is not None:
             _save_model(graph_manager)  # the run stopped after its final checkpoint: the model is that checkpoint's
         raise
-    finally:
-        # Only for this run: an in-process caller (a notebook, a test) keeps its own setting.
-        if previous is None:
-            os.environ.pop("RLFRAME_PROGRESS", None)
-        else:
-            os.environ["RLFRAME_PROGRESS"] = previous
     if save_model:
         _save_model(graph_manager)
     print(f"Experiment directory: {graph_manager.experiment_path}")

@@ -43,10 +43,9 @@ graph_manager = BasicRLGraphManager(agent_params=agent_params, env_params=GymVec
 
 @pytest.fixture(autouse=True)
 def isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Run the test in ``tmp_path`` with no preset path or progress-bar setting inherited from the caller."""
+    """Run the test in ``tmp_path`` with no preset path inherited from the caller."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("RLFRAME_PRESET_PATH", raising=False)
-    monkeypatch.delenv("RLFRAME_PROGRESS", raising=False)
     return tmp_path
 
 

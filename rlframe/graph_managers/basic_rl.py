@@ -16,7 +16,7 @@ import numpy as np
 from rlframe.core_types import EnvironmentEpisodes, EnvironmentSteps, RunPhase, StepMethod
 from rlframe.graph_managers.environment_loop import EpisodeLoop
 from rlframe.graph_managers.graph_manager import GraphManager, Progress, ScheduleParameters, check_step_unit
-from rlframe.graph_managers.hooks import Update
+from rlframe.graph_managers.hooks import TrainingStart, Update, bounded
 from rlframe.parameters import AgentParameters, PresetValidationParameters, TaskParameters, VisualizationParameters
 from rlframe.spaces import SpacesDefinition
 
@@ -97,7 +97,7 @@ class BasicRLGraphManager(GraphManager):
     def improve(self, until: Callable[[Progress], bool] | None = None) -> None:
         """Heatup, then alternate training periods and evaluations until ``improve_steps`` (or ``until``)."""
         self._until = until
-        self._start_bar()
+        self._announce_training()
         self.heatup(self._heatup_for)
         evaluates = self._evaluation_for.num_steps > 0
         # A stopped run's checkpoint records how far the current period got (and whether its evaluation is
@@ -115,12 +115,12 @@ class BasicRLGraphManager(GraphManager):
                 self._evaluation_pending = False
         self.save_checkpoint()
 
-    def _start_bar(self) -> None:
+    def _announce_training(self) -> None:
         improve = self._improve_for
-        total = improve.num_steps if improve.num_steps < 1e9 else None
         unit = {"EnvironmentEpisodes": "episode", "Time": "s"}.get(type(improve).__name__, "step")
-        self._screen.start_bar(total, unit)
-        self._screen.advance(self._counters.get(RunPhase.TRAIN, type(improve)))
+        event = TrainingStart(bounded(improve.num_steps), unit, self._counters.get(RunPhase.TRAIN, type(improve)))
+        for hooks in self._hooks:
+            hooks.on_training_start(event)
 
     def _improve_done(self) -> bool:
         improve = self._improve_for
@@ -140,7 +140,6 @@ class BasicRLGraphManager(GraphManager):
         start = self._period_start
         improve_unit = type(self._improve_for)
         while self._counters.get(RunPhase.TRAIN, unit) - start < steps.num_steps:
-            before = self._counters.get(RunPhase.TRAIN, improve_unit)
             assert self._train_loop is not None
             played, _ = self._play(self._train_loop, RunPhase.TRAIN, None)
             self._counters.add(RunPhase.TRAIN, training_steps=played)
@@ -148,12 +147,12 @@ class BasicRLGraphManager(GraphManager):
             for prefix, values in self._agent.drain_reports():
                 self._screen.log_dict(prefix, values)
             if self._hooks:
-                event = Update(played, updates, self._agent.total_steps, self._agent.training_iteration)
+                event = Update(played, updates, self._agent.total_steps, self._agent.training_iteration,
+                               self._counters.get(RunPhase.TRAIN, improve_unit), self._progress.episodes,
+                               self._progress.last_evaluation_reward)
                 for hooks in self._hooks:
                     hooks.on_update(event)
             self.maybe_save_checkpoint()
-            self._screen.advance(self._counters.get(RunPhase.TRAIN, improve_unit) - before,
-                                 episode=self._progress.episodes, evaluation_reward=self._progress.last_evaluation_reward)
             if self._improve_done() or self._should_stop():
                 break
         complete = self._counters.get(RunPhase.TRAIN, unit) - start >= steps.num_steps or self._improve_done()

@@ -38,7 +38,7 @@ from rlframe.errors import ParameterValueError
 from rlframe.graph_managers.basic_rl import BasicRLGraphManager
 from rlframe.graph_managers.environment_loop import EpisodeLoop
 from rlframe.graph_managers.graph_manager import GraphManager, Progress, ScheduleParameters, check_step_unit
-from rlframe.graph_managers.hooks import Epoch
+from rlframe.graph_managers.hooks import Epoch, TrainingStart, bounded
 from rlframe.memories.dataset import (
     CsvDataset,
     TransitionDataset,
@@ -311,8 +311,9 @@ class BatchRLGraphManager(GraphManager):
         self._until = until
         self._prepare()
         epochs = int(self._epochs_for.num_steps)
-        self._screen.start_bar(epochs if epochs < 1e9 else None, "epoch")
-        self._screen.advance(self._epoch)
+        event = TrainingStart(bounded(epochs), "epoch", self._epoch)
+        for hooks in self._hooks:
+            hooks.on_training_start(event)
         every = int((self.steps_between_evaluation_periods or TrainingSteps(1)).num_steps) or 1
         while self._epoch < epochs and not self._should_stop():
             self._run_epoch(evaluate=(self._epoch + 1) % every == 0)
@@ -355,7 +356,6 @@ class BatchRLGraphManager(GraphManager):
         event = Epoch(self._epoch, updates, dict(row), seconds, time.perf_counter() - started_at, self._train)
         for hooks in self._hooks:
             hooks.on_epoch(event)
-        self._screen.advance(1, evaluation_reward=self._progress.last_evaluation_reward)
         if self._until is not None and self._until(self._progress):
             self._stop = True
 

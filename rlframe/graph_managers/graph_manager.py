@@ -800,3 +800,5 @@ class GraphManager(Parameters):
                 self._screen.close()
             if getattr(self, "_folder", None) is not None:
                 self._folder.close()
+            for hooks in self._hooks:
+                hooks.on_run_end()

@@ -7,12 +7,16 @@ ignored, so they can never change what is learnt or written. An exception in a h
 
 Events (``seconds`` are wall-clock seconds measured with ``time.perf_counter``):
 
+- :meth:`RunHooks.on_training_start` -- training begins, or continues in a resumed run;
 - :meth:`RunHooks.on_episode_end` -- a heatup, training or evaluation episode finished;
 - :meth:`RunHooks.on_update` -- one training iteration of the online loop: the environment copies stepped once and
   the agent ran the updates that were due;
 - :meth:`RunHooks.on_evaluation` -- an evaluation phase finished;
 - :meth:`RunHooks.on_epoch` -- a batch-RL epoch finished (its CSV row written);
-- :meth:`RunHooks.on_checkpoint` -- a checkpoint was written completely.
+- :meth:`RunHooks.on_checkpoint` -- a checkpoint was written completely;
+- :meth:`RunHooks.on_run_end` -- the run closed its outputs (finished, stopped or failed).
+
+The command-line progress bar is such a hook (:class:`rlframe.outputs.progress_bar.ProgressBar`).
 """
 from __future__ import annotations
 
@@ -21,6 +25,27 @@ from typing import Any
 
 from rlframe.core_types import RunPhase
 from rlframe.outputs.checkpoints import CheckpointFiles
+
+
+def bounded(total: float) -> float | None:
+    """``total`` as :class:`TrainingStart` reports it: None from 10**9 on, a length no run is meant to reach (the
+    SageMaker notebooks train for 10**10 steps and stop on a reward or a job limit)."""
+    return total if total < 1e9 else None
+
+
+@dataclass(frozen=True)
+class TrainingStart:
+    """Training begins (in a resumed run: continues).
+
+    :param total: the schedule's ``improve_steps`` in its own unit (batch RL: epochs); None when it is too large
+        to be meant as a bound (the SageMaker notebooks' 10**10 steps).
+    :param unit: ``'step'`` (environment or training steps), ``'episode'``, ``'s'`` (``Time``) or ``'epoch'``.
+    :param done: how much of ``total`` was done before (a resumed run's count, 0 otherwise).
+    """
+
+    total: float | None
+    unit: str
+    done: int
 
 
 @dataclass(frozen=True)
@@ -51,12 +76,18 @@ class Update:
     :param updates: gradient updates the agent made in it.
     :param total_steps: the agent's heatup and training steps so far.
     :param training_iteration: the agent's gradient updates so far.
+    :param done: training done so far in the unit of ``improve_steps`` (see :class:`TrainingStart`).
+    :param episodes: training episodes finished so far (heatup's included).
+    :param last_evaluation_reward: the mean reward of the last evaluation (None before the first).
     """
 
     env_steps: int
     updates: int
     total_steps: int
     training_iteration: int
+    done: int
+    episodes: int
+    last_evaluation_reward: float | None
 
 
 @dataclass(frozen=True)
@@ -101,6 +132,9 @@ class Epoch:
 class RunHooks:
     """Base of hook objects: every event does nothing unless overridden."""
 
+    def on_training_start(self, event: TrainingStart) -> None:
+        """Training begins or continues."""
+
     def on_episode_end(self, event: EpisodeEnd) -> None:
         """A heatup, training or evaluation episode finished."""
 
@@ -115,3 +149,6 @@ class RunHooks:
 
     def on_checkpoint(self, files: CheckpointFiles) -> None:
         """A checkpoint was written completely."""
+
+    def on_run_end(self) -> None:
+        """The run closed its outputs: it finished, stopped or failed (then its error follows)."""

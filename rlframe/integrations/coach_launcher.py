@@ -36,6 +36,7 @@ from rlframe.errors import ParameterValueError, PresetError, RlframeError
 from rlframe.graph_managers.graph_manager import GraphManager
 from rlframe.integrations import TRACEBACK_VARIABLE
 from rlframe.outputs.checkpoints import STATE_FILE
+from rlframe.outputs.progress_bar import ProgressBar
 from rlframe.overrides import apply_custom_parameters
 from rlframe.parameters import Frameworks, TaskParameters
 from rlframe.presets import available_presets, find_in_dir, load_preset
@@ -250,6 +251,8 @@ class CoachLauncher:
         task_parameters = self.create_task_parameters(graph_manager, args)
         if sagemaker:
             _apply_sagemaker_checkpoints(task_parameters)
+        if sys.stdout.isatty():
+            graph_manager.add_hooks(ProgressBar())
         with StopSignals() as stop:
             self.start_single_threaded(task_parameters, graph_manager, args)
         if stop.signum is not None:

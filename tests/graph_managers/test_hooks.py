@@ -1,6 +1,8 @@
 """Hooks follow real runs: the events arrive in order, with the numbers the run's own CSV and checkpoints show."""
 from __future__ import annotations
 
+import itertools
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -8,7 +10,7 @@ import pytest
 
 from rlframe.cli import train_main
 from rlframe.core_types import RunPhase
-from rlframe.graph_managers.hooks import EpisodeEnd, Epoch, Evaluation, RunHooks, Update
+from rlframe.graph_managers.hooks import EpisodeEnd, Epoch, Evaluation, RunHooks, TrainingStart, Update
 from rlframe.outputs.checkpoints import CheckpointFiles
 from rlframe.outputs.csv_logger import csv_file_name
 
@@ -18,9 +20,18 @@ SHORT = "improve_steps=TrainingSteps(400);heatup_steps=EnvironmentSteps(200);" \
         "steps_between_evaluation_periods=EnvironmentSteps(200);evaluation_steps=EnvironmentEpisodes(2)"
 
 
+RUN_END = "run end"
+
+
 class Recorder(RunHooks):
     def __init__(self) -> None:
         self.events: list[object] = []
+
+    def on_training_start(self, event: TrainingStart) -> None:
+        self.events.append(event)
+
+    def on_run_end(self) -> None:
+        self.events.append(RUN_END)
 
     def on_episode_end(self, event: EpisodeEnd) -> None:
         self.events.append(event)
@@ -46,8 +57,10 @@ def test_an_online_run_reports_its_episodes_updates_evaluations_and_checkpoints(
     experiment = tmp_path / "exp"
     assert train_main(["-p", "preset-cartpole-dqn", "--seed", "3", "-ep", str(experiment), "-cp", SHORT,
                        "--progress", "lines"], hooks=[recorder]) == 0
+    assert recorder.events[0] == TrainingStart(400, "step", 0)
     updates = recorder.of(Update)
     assert sum(u.env_steps for u in updates) == 400  # improve_steps of training steps, one event per iteration
+    assert [u.done for u in updates] == list(itertools.accumulate(u.env_steps for u in updates))  # improve_steps' unit
     assert updates[-1].training_iteration == sum(u.updates for u in updates) > 0
     assert [u.total_steps for u in updates] == sorted(u.total_steps for u in updates)
 
@@ -62,7 +75,8 @@ def test_an_online_run_reports_its_episodes_updates_evaluations_and_checkpoints(
     assert len([e for e in recorder.of(EpisodeEnd) if e.phase == RunPhase.TEST]) == 4
 
     checkpoints = recorder.of(CheckpointFiles)
-    assert checkpoints and recorder.events[-1] is checkpoints[-1]  # the final checkpoint is the last event
+    assert checkpoints and recorder.events[-2] is checkpoints[-1]  # the final checkpoint, then the run's end
+    assert recorder.events[-1] == RUN_END
     assert (experiment / "checkpoint" / ".coach_checkpoint").read_text().strip() == checkpoints[-1].name
 
 
@@ -70,6 +84,7 @@ def test_a_batch_run_reports_each_epoch(tmp_path: Path, dataset: Path):
     recorder = Recorder()
     assert train_main(["-p", "preset-cartpole-ddqnbcq", "--seed", "0", "-ep", str(tmp_path / "run"), "--progress",
                        "lines", "-cp", "reward_model_num_epochs=2", "--improve_steps", "3"], hooks=[recorder]) == 0
+    assert recorder.events[0] == TrainingStart(3, "epoch", 0) and recorder.events[-1] == RUN_END
     epochs = recorder.of(Epoch)
     frame = pd.read_csv(tmp_path / "run" / csv_file_name("batch_rl_graph"))
     assert [e.epoch for e in epochs] == frame["Epoch"].tolist() == [1, 2, 3]
@@ -77,3 +92,19 @@ def test_a_batch_run_reports_each_epoch(tmp_path: Path, dataset: Path):
     assert all(0 < e.seconds <= e.elapsed for e in epochs)
     assert all(e.updates > 0 and len(e.training_split) == e.row["ER #Transitions"] for e in epochs)
     assert len(recorder.of(CheckpointFiles)) == 3  # one per epoch
+
+
+def test_the_progress_bar_is_a_hook_that_stays_below_the_log_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    assert train_main(["-p", "preset-cartpole-dqn", "--seed", "3", "-ep", str(tmp_path / "exp"), "-cp", SHORT,
+                       "--progress", "bar"]) == 0
+    out = capsys.readouterr().out
+    assert "400/400" in out  # the bar counted improve_steps to the end
+    # What a terminal shows of each line is what follows its last carriage return: the log lines whole, the bar
+    # cleared out of their way.
+    shown = [line.rsplit("\r", 1)[-1] for line in out.split("\n")]
+    assert any(re.match(r"Training> Name=main_level/agent, Worker=0, Episode=\d+, Total reward=", line) for line in shown)
+    assert any(line.startswith("Testing> ") for line in shown)
+    capsys.readouterr()
+    assert train_main(["-p", "preset-cartpole-dqn", "--seed", "3", "-ep", str(tmp_path / "lines"), "-cp", SHORT,
+                       "--progress", "lines"]) == 0
+    assert "400/400" not in capsys.readouterr().out
