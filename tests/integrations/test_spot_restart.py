@@ -62,6 +62,18 @@ def _wait_for_checkpoint(marker: Path, process: subprocess.Popen, after: int = -
     raise AssertionError(f"no checkpoint after {after} in {marker.parent} within {timeout} s")
 
 
+def _wait_for_line(log: Path, pattern: str, process: subprocess.Popen, timeout: float = 180.0) -> None:
+    """Until a line of ``log`` matches ``pattern`` (a resumed job may first finish an evaluation that was due and
+    checkpoint before its first training episode ends)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"the job ended with {process.returncode} before a line matched {pattern!r}"
+        if re.search(pattern, log.read_text(), re.MULTILINE):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no line of {log} matched {pattern!r} within {timeout} s")
+
+
 def test_a_killed_job_resumes_from_the_checkpoint_folder_and_a_sigterm_writes_a_final_checkpoint(tmp_path):
     source = tmp_path / "src"
     shutil.copytree(FIXTURES / "cartpole_src", source, ignore=shutil.ignore_patterns("__pycache__"))
@@ -92,6 +104,7 @@ def test_a_killed_job_resumes_from_the_checkpoint_folder_and_a_sigterm_writes_a_
     second = job("second", tmp_path / "second.log")
     try:
         _wait_for_checkpoint(marker, second, after=_checkpoint_id(saved))
+        _wait_for_line(tmp_path / "second.log", r"^(Heatup|Training)> ", second)
         second.send_signal(signal.SIGTERM)  # to rlframe-local only: it forwards the signal to the script
         assert second.wait(timeout=120) == 143
     finally:
