@@ -63,7 +63,7 @@ from rlframe.memories.memory import EpisodicExperienceReplayParameters
 from rlframe.networks.blocks import ActorCritic, observation_embedder
 from rlframe.networks.columns import Columns
 from rlframe.networks.distributions import categorical_log_prob_entropy, gaussian_log_prob_entropy, softmax
-from rlframe.networks.network_wrapper import NetworkWrapper, TrainResult, to_mxnet
+from rlframe.networks.network_wrapper import NetworkWrapper, TrainResult
 from rlframe.networks.parameters import (
     FCMiddlewareParameters,
     InputEmbedderParameters,
@@ -270,7 +270,7 @@ class ActorCriticAgent(Agent):
 
     # ---- the policy, for export ---------------------------------------------------------------------
     def network_outputs(self, obs: np.ndarray) -> list[np.ndarray]:
-        value, policy, *log_std = (o.asnumpy() for o in self.network.online(to_mxnet(obs)))
+        value, policy, *log_std = (o.asnumpy() for o in self.network.online(nd.array(obs, dtype=np.float32)))
         if self.continuous:
             return [value, policy, np.exp(log_std[0])]
         return [value, softmax(policy).astype(np.float32)]

@@ -49,7 +49,7 @@ from rlframe.networks.distributions import (
     gaussian_log_prob_entropy,
     softmax,
 )
-from rlframe.networks.network_wrapper import NetworkWrapper, TrainResult, to_mxnet
+from rlframe.networks.network_wrapper import NetworkWrapper, TrainResult
 from rlframe.networks.parameters import (
     FCMiddlewareParameters,
     InputEmbedderParameters,
@@ -371,7 +371,7 @@ class ClippedPPOAgent(Agent):
                                              if self.continuous else None)
 
     def network_outputs(self, obs: np.ndarray) -> list[np.ndarray]:
-        value, policy, *log_std = (o.asnumpy() for o in self.network.online(to_mxnet(obs)))
+        value, policy, *log_std = (o.asnumpy() for o in self.network.online(nd.array(obs, dtype=np.float32)))
         if self.continuous:
             return [value, policy, np.exp(log_std[0])]
         return [value, softmax(policy.astype(np.float64)).astype(np.float32)]
@@ -408,7 +408,7 @@ class ClippedPPOAgent(Agent):
         """The network's outputs for T observations (T, D), by the names of :attr:`network_columns`, each (T, w)."""
 
         def forward(rows: np.ndarray) -> np.ndarray:
-            outputs = self.network.online(to_mxnet(rows))
+            outputs = self.network.online(nd.array(rows, dtype=np.float32))
             return np.concatenate([o.asnumpy().reshape(len(rows), -1) for o in outputs], axis=1)
 
         table = chunked(forward, obs)
@@ -417,10 +417,10 @@ class ClippedPPOAgent(Agent):
     def _log_prob(self, outputs: dict[str, np.ndarray], action: np.ndarray) -> np.ndarray:
         """log pi(a|s) (T,) of the actions (T,) or (T, K) under the policy ``outputs`` (from :meth:`_forward_all`)."""
         if self.continuous:
-            log_prob, _ = gaussian_log_prob_entropy(nd, to_mxnet(outputs["mean"]), to_mxnet(outputs["log_std"]),
-                                                    to_mxnet(action))
+            log_prob, _ = gaussian_log_prob_entropy(nd, nd.array(outputs["mean"]), nd.array(outputs["log_std"]),
+                                                    nd.array(action))
         else:
-            log_prob, _ = categorical_log_prob_entropy(nd, to_mxnet(outputs["logits"]), to_mxnet(action))
+            log_prob, _ = categorical_log_prob_entropy(nd, nd.array(outputs["logits"]), nd.array(action))
         return log_prob.asnumpy()
 
     def update(self) -> int:
@@ -449,18 +449,18 @@ class ClippedPPOAgent(Agent):
         packed = self.loss_inputs.pack(
             obs=obs, action=batch.action, old_log_prob=old_log_prob, advantage=advantage, value_target=value_target,
             clip_epsilon=np.full(count, clip_epsilon), kl_coefficient=np.full(count, self.kl_coefficient))
-        data = to_mxnet(packed)
+        data = nd.array(packed, dtype=np.float32)
         batch_size = int(self.network.params.batch_size)
         num_minibatches = -(-count // batch_size)
         # Every minibatch has batch_size rows, so one executor bound for that shape serves every update (see
         # NetworkWrapper.update): the last one is topped up with rows of weight 0.
         last_rows = count - (num_minibatches - 1) * batch_size
         weights = [nd.full(batch_size, 1.0 / batch_size)] * (num_minibatches - 1) + [
-            to_mxnet(np.where(np.arange(batch_size) < last_rows, 1.0 / last_rows, 0.0))]
+            nd.array(np.where(np.arange(batch_size) < last_rows, 1.0 / last_rows, 0.0), dtype=np.float32)]
         loss_column = UPDATE_ROW.spans["loss"][0]
         for epoch in range(int(algorithm.optimization_epochs)):
             order = np.resize(self.rng.permutation(count), (num_minibatches, batch_size))
-            minibatches = nd.take(data, to_mxnet(order, np.int32))  # (num_minibatches, batch_size, columns)
+            minibatches = nd.take(data, nd.array(order, dtype=np.int32))  # (num_minibatches, batch_size, columns)
             results, grad_norms = [], []
             for i in range(num_minibatches):
                 (loss, diagnostics), grad_norm = self.network.update(self.loss, minibatches[i], weights[i])

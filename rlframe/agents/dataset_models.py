@@ -21,7 +21,7 @@ from rlframe.memories.dataset import TransitionDataset, minibatch_rows
 from rlframe.networks.blocks import MLP, observation_embedder
 from rlframe.networks.columns import Columns
 from rlframe.networks.distributions import chunked
-from rlframe.networks.network_wrapper import NetworkWrapper, to_mxnet
+from rlframe.networks.network_wrapper import NetworkWrapper
 from rlframe.networks.parameters import NetworkParameters
 
 
@@ -103,7 +103,7 @@ class DatasetModel:
     def embed(self, obs: np.ndarray) -> np.ndarray:
         """The last hidden layer's activations (T, H): the state embedding of BCQ's kNN filter."""
         online = self.network.online
-        return chunked(lambda part: online.hidden(to_mxnet(part)).asnumpy(), obs)
+        return chunked(lambda part: online.hidden(nd.array(part, dtype=np.float32)).asnumpy(), obs)
 
 
 def _pack_reward(data: TransitionDataset, obs: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -44,7 +44,7 @@ from rlframe.memories.experience_replay import (
 from rlframe.networks.blocks import MLP, observation_embedder, q_head_output
 from rlframe.networks.columns import Columns
 from rlframe.networks.distributions import chunked
-from rlframe.networks.network_wrapper import NetworkWrapper, TrainResult, to_mxnet
+from rlframe.networks.network_wrapper import NetworkWrapper, TrainResult
 from rlframe.networks.parameters import FCMiddlewareParameters, InputEmbedderParameters, NetworkParameters, QHeadParameters
 from rlframe.outputs import signals
 from rlframe.parameters import AgentParameters, AlgorithmParameters, MiddlewareScheme
@@ -274,7 +274,7 @@ class DQNAgent(Agent):
         followed by the target-network check when ``check_target``; the losses and gradient norms are read back
         once, after the last (reading each as it comes would make Python wait for every update)."""
         size = int(self.network.params.batch_size)
-        minibatches = to_mxnet(packed).reshape((count, size, packed.shape[1]))
+        minibatches = nd.array(packed, dtype=np.float32).reshape((count, size, packed.shape[1]))
         losses, grad_norms = [], []
         for i in range(count):
             outputs, grad_norm = self.network.update(self.loss, minibatches[i])

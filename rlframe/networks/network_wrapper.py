@@ -35,16 +35,6 @@ def check_network_ranges(params: NetworkParameters, where: str) -> None:
     check_range(f"{where}.batch_size", params.batch_size, 1, integer=True, example=32)
 
 
-def to_mxnet(array: np.ndarray | list[Any], dtype: type = np.float32) -> nd.NDArray:
-    """A copy of ``array`` as an MXNet array.
-
-    ``nd.array`` and ``NDArray.__setitem__`` from numpy cost 130-250 us even for a few numbers on the project
-    machine (most of it in building ctypes pointers); handing MXNet a fresh numpy copy through DLPack costs
-    about 10 us. The copy is MXNet's alone, so the caller may change ``array`` while MXNet still reads it.
-    """
-    return nd.from_dlpack(np.array(array, dtype=dtype, order="C").__dlpack__())
-
-
 class TrainResult(NamedTuple):
     """What one update reports: the mean loss, the gradient norm (None when not measured) and any extra
     outputs of the loss block."""
@@ -87,7 +77,10 @@ class BoundLoss:
     def run(self, *inputs: nd.NDArray | np.ndarray) -> list[nd.NDArray]:
         """Copy ``inputs`` in, run forward and backward; returns the outputs (overwritten by the next run)."""
         for bound, value in zip(self.inputs, inputs):
-            (value if isinstance(value, nd.NDArray) else to_mxnet(value)).copyto(bound)
+            if isinstance(value, nd.NDArray):
+                value.copyto(bound)
+            else:
+                bound[:] = value
         self.executor.forward(is_train=True)
         self.executor.backward()
         return self.executor.outputs
@@ -129,11 +122,11 @@ class NetworkWrapper:
 
     def predict(self, obs: np.ndarray) -> np.ndarray:
         """Online outputs for ``obs`` (B, D) float32."""
-        return self.online(to_mxnet(obs)).asnumpy()
+        return self.online(nd.array(obs, dtype=np.float32)).asnumpy()
 
     def predict_target(self, obs: np.ndarray) -> np.ndarray:
         assert self.target is not None
-        return self.target(to_mxnet(obs)).asnumpy()
+        return self.target(nd.array(obs, dtype=np.float32)).asnumpy()
 
     def update(self, loss_block: gluon.HybridBlock,
                *inputs: nd.NDArray | np.ndarray) -> tuple[list[nd.NDArray], nd.NDArray | None]:

@@ -4,7 +4,7 @@ import pytest
 
 from rlframe.errors import ParameterValueError
 from rlframe.networks.blocks import MLP
-from rlframe.networks.network_wrapper import NetworkWrapper, to_mxnet
+from rlframe.networks.network_wrapper import NetworkWrapper
 from rlframe.networks.parameters import Dense, FCMiddlewareParameters, InputEmbedderParameters, NetworkParameters
 
 pytestmark = pytest.mark.unit
@@ -53,12 +53,3 @@ def test_output_bias_initializer_is_a_number():
 def test_unknown_activation_is_named():
     with pytest.raises(ParameterValueError, match="activation_function = 'rellu' is not a known activation. Did you mean 'relu'"):
         _wrapper(activation="rellu")
-
-
-def test_to_mxnet_hands_over_a_copy_with_the_asked_type():
-    source = np.arange(6, dtype=np.float64).reshape(2, 3)[:, ::2]  # not contiguous, not float32
-    array = to_mxnet(source)
-    source[:] = -1.0  # MXNet may read its array later: changing the source must not reach it
-    assert array.dtype == np.float32
-    np.testing.assert_array_equal(array.asnumpy(), [[0.0, 2.0], [3.0, 5.0]])
-    assert to_mxnet([1, 2], np.int32).asnumpy().dtype == np.int32
