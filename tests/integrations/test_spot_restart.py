@@ -50,28 +50,31 @@ def _checkpoint_id(name: str) -> int:
     return int(name.split("_", 1)[0])
 
 
-def _wait_for_checkpoint(marker: Path, process: subprocess.Popen, after: int = -1, timeout: float = 180.0) -> str:
-    """The name ``marker`` holds once it names a checkpoint with an id above ``after``."""
+def _wait_until(found, process: subprocess.Popen, what: str, timeout: float = 180.0):
+    """``found()``'s first truthy value, polled while ``process`` runs; ``what`` names it in a failure."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert process.poll() is None, f"the job ended with {process.returncode} before its checkpoint"
-        name = marker.read_text().strip() if marker.exists() else ""
-        if name and _checkpoint_id(name) > after:
-            return name
+        assert process.poll() is None, f"the job ended with {process.returncode} before {what}"
+        value = found()
+        if value:
+            return value
         time.sleep(0.05)
-    raise AssertionError(f"no checkpoint after {after} in {marker.parent} within {timeout} s")
+    raise AssertionError(f"no {what} within {timeout} s")
 
 
-def _wait_for_line(log: Path, pattern: str, process: subprocess.Popen, timeout: float = 180.0) -> None:
+def _wait_for_checkpoint(marker: Path, process: subprocess.Popen, after: int = -1) -> str:
+    """The name ``marker`` holds once it names a checkpoint with an id above ``after``."""
+    def newer() -> str:
+        name = marker.read_text().strip() if marker.exists() else ""
+        return name if name and _checkpoint_id(name) > after else ""
+
+    return _wait_until(newer, process, f"a checkpoint after {after} in {marker.parent}")
+
+
+def _wait_for_line(log: Path, pattern: str, process: subprocess.Popen) -> None:
     """Until a line of ``log`` matches ``pattern`` (a resumed job may first finish an evaluation that was due and
     checkpoint before its first training episode ends)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"the job ended with {process.returncode} before a line matched {pattern!r}"
-        if re.search(pattern, log.read_text(), re.MULTILINE):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"no line of {log} matched {pattern!r} within {timeout} s")
+    _wait_until(lambda: re.search(pattern, log.read_text(), re.MULTILINE), process, f"a line of {log} matching {pattern!r}")
 
 
 def test_a_killed_job_resumes_from_the_checkpoint_folder_and_a_sigterm_writes_a_final_checkpoint(tmp_path):
