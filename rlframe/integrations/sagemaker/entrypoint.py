@@ -11,6 +11,9 @@ a framework:
   without one, runs rlframe's launcher on the ``RLCOACH_PRESET`` hyperparameter the same way. The child runs in
   ``/opt/ml/code``, with that folder on ``PYTHONPATH``, the ``SM_*`` variables, ``COACH_BACKEND=mxnet`` and
   ``PYTHONUNBUFFERED=1``; its output is passed through unchanged (SageMaker's metric regexes read it);
+- in a job with several hosts (``resourceconfig.json``), joins them into one Ray cluster first: the leader,
+  ``hosts[0]``, runs the child with ``RLFRAME_RAY_ADDRESS`` naming the cluster, the other hosts serve as its
+  nodes until training ends (:mod:`.ray_cluster`); a one-host job never starts Ray;
 - copies ``/opt/ml/output/intermediate`` (CSV, GIFs) into ``/opt/ml/output/data/intermediate`` at the end, since
   SageMaker uploads only ``model/`` and ``output/data/``;
 - exits 0 after writing an empty ``/opt/ml/output/success``, or non-zero after writing ``/opt/ml/output/failure``
@@ -136,7 +139,13 @@ def _train(paths: SageMakerPaths) -> int:
     with StopForwarding() as stop:
         try:
             command = _prepare(paths, stop)
-            _run_step(command.argv, command.env, paths.code, stop, _reason_from_stderr)
+            if len(command.job.hosts) > 1:
+                from rlframe.integrations.sagemaker.ray_cluster import run_on_cluster  # multi-instance jobs only
+
+                run_on_cluster(command.job, command.env, stop,
+                               lambda env: _run_step(command.argv, env, paths.code, stop, _reason_from_stderr))
+            else:
+                _run_step(command.argv, command.env, paths.code, stop, _reason_from_stderr)
             atomic_write_text(str(paths.success_file), "")
         except StepFailed as exc:
             return _fail(paths, exc.reason, exc.exit_code, exc.details)
@@ -156,6 +165,7 @@ def _train(paths: SageMakerPaths) -> int:
 
 @dataclass(frozen=True)
 class _Command:
+    job: TrainingEnvironment
     argv: list[str]
     env: dict[str, str]
 
@@ -174,7 +184,7 @@ def _prepare(paths: SageMakerPaths, stop: "StopForwarding") -> _Command:
     if (paths.code / "requirements.txt").is_file():
         pip = [sys.executable, "-m", "pip", "install", "-r", "requirements.txt"]
         _run_step(pip, env, paths.code, stop, _pip_reason)
-    return _Command(argv, env)
+    return _Command(job, argv, env)
 
 
 def fetch_source(job: TrainingEnvironment) -> None:
@@ -445,4 +455,8 @@ def _fail(paths: SageMakerPaths, reason: str, exit_code: int, details: str) -> i
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m` runs this file as __main__, a second copy of the module beside the one ray_cluster imports: run the
+    # imported one, so that both see the same StepFailed and JobError classes
+    from rlframe.integrations.sagemaker.entrypoint import main as _main
+
+    sys.exit(_main())
