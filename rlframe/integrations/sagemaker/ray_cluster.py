@@ -221,6 +221,17 @@ def _lead(job: TrainingEnvironment, env: dict[str, str], stop: StopForwarding,
 
 
 def _join(job: TrainingEnvironment, env: dict[str, str], stop: StopForwarding, port: int, seconds: float) -> None:
+    """Serve as a node of the leader's cluster until its head goes away; a stop signal, whenever it comes, ends
+    this host's part without a failure (the leader's outcome is the job's)."""
+    try:
+        _serve(job, env, stop, port, seconds)
+    except _Stopped:
+        pass
+    if stop.signum is not None:
+        say(f"stopped by {signal.Signals(stop.signum).name}: {job.current_host} leaves the cluster")
+
+
+def _serve(job: TrainingEnvironment, env: dict[str, str], stop: StopForwarding, port: int, seconds: float) -> None:
     host, leader = job.current_host, job.hosts[0]
     say(f"{host} waits for the head on {leader} (port {port})")
     leader_ip = resolve(leader, seconds, stop)
@@ -239,7 +250,6 @@ def _join(job: TrainingEnvironment, env: dict[str, str], stop: StopForwarding, p
         finally:
             stop.child = None
         if stop.signum is not None:
-            say(f"stopped by {signal.Signals(stop.signum).name}: the Ray node on {host} is stopped")
             return
         if not port_open(leader_ip, port):
             say(f"the head on {leader} ({address}) is gone (training ended there); {host} is done")
@@ -364,9 +374,13 @@ def _sleep(seconds: float, stop: StopForwarding | None) -> None:
         time.sleep(min(0.2, left))
 
 
+class _Stopped(StepFailed):
+    """A stop signal came while the cluster formed."""
+
+
 def _check(stop: StopForwarding | None) -> None:
     if stop is not None and stop.signum is not None:
-        raise StepFailed(f"Stopped by {signal.Signals(stop.signum).name} before the training script started.",
+        raise _Stopped(f"Stopped by {signal.Signals(stop.signum).name} before the training script started.",
                          128 + stop.signum, "")
 
 
