@@ -249,6 +249,7 @@ def _serve(job: TrainingEnvironment, env: dict[str, str], stop: StopForwarding, 
             status = _wait_node(node, stop)
         finally:
             stop.child = None
+            _kill_group(node)  # a worker process its raylet left behind
         if stop.signum is not None:
             return
         if not port_open(leader_ip, port):
