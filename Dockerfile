@@ -4,14 +4,16 @@
 # or without a Docker daemon with ../shared/container/build.sh (buildah), which passes a local Debian 12 base image.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
-# The pinned dependencies, the sagemaker extra (boto3, to fetch an estimator's source_dir from S3) and the serve
-# extra (onnxruntime, uvicorn), read from setup.cfg in a stage of their own: the image's dependency layer is then
-# keyed by this list alone, so neither a code change nor a new console script in setup.cfg reinstalls them.
+# The pinned dependencies, the sagemaker extra (boto3, to fetch an estimator's source_dir from S3), the serve
+# extra (onnxruntime, uvicorn) and the distributed extra (Ray, for num_workers > 1), read from setup.cfg in a
+# stage of their own: the image's dependency layer is then keyed by this list alone, so neither a code change
+# nor a new console script in setup.cfg reinstalls them.
 FROM ${BASE_IMAGE} AS requirements
 COPY setup.cfg /tmp/setup.cfg
 RUN python3 -c "import configparser; c = configparser.ConfigParser(interpolation=None); c.read('/tmp/setup.cfg'); \
 print(c['options']['install_requires'].strip()); print(c['options.extras_require']['sagemaker'].strip()); \
-print(c['options.extras_require']['serve'].strip())" > /tmp/requirements.txt
+print(c['options.extras_require']['serve'].strip()); print(c['options.extras_require']['distributed'].strip())" \
+> /tmp/requirements.txt
 
 FROM ${BASE_IMAGE}
 

@@ -67,13 +67,21 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--start-over", dest="start_over", action="store_true",
                         help="when the experiment folder already holds a run, move its files into "
                         "previous_<time>/ there and begin a new run (without it the run refuses the folder)")
-    parser.add_argument("-n", "--num_workers", "--num-workers", dest="num_workers", type=int, default=1,
-                        help="accepted for SageMaker compatibility; must be 1")
+    _add_worker_options(parser)
     parser.add_argument("--num-envs", dest="num_envs", type=int, help="environment copies acting at once")
     parser.add_argument("-lvl", "--level", help="environment level (a gymnasium id or module:callable)")
     parser.add_argument("--progress", choices=["auto", "bar", "lines"], default="auto",
                         help="progress bar on a terminal (auto), always (bar) or never (lines)")
     return parser
+
+
+def _add_worker_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-n", "--num_workers", "--num-workers", dest="num_workers", type=int, default=1, metavar="N",
+                        help="act on N rollout workers (Ray actors; pip install 'rlframe[distributed]'); the default 1 "
+                        "acts in this process")
+    parser.add_argument("--ray-address", dest="ray_address", default=None, metavar="HOST:PORT",
+                        help="with N > 1, join this Ray cluster (default: $RLFRAME_RAY_ADDRESS, else a local Ray "
+                        "instance on this machine)")
 
 
 def hyperparameter_pairs(extra: Sequence[str]) -> dict[str, str]:
@@ -130,8 +138,6 @@ def prepare(argv: Sequence[str] | None = None) -> tuple[Any, TaskParameters, arg
                 "No preset: pass -p PRESET, or a --hyperparameters file with RLCOACH_PRESET (the SageMaker notebooks' key)."
             )
         args.preset = str(preset_from_file)
-    if args.num_workers != 1:
-        raise ParameterValueError(f"--num_workers {args.num_workers}: rlframe trains in one process; use 1.")
     # numpy and MXNet reject these only once the environments and networks are being built, with a traceback.
     if args.seed is not None and not 0 <= args.seed < 2**31:
         raise ParameterValueError(f"--seed {args.seed}: use an integer from 0 to {2**31 - 1}.")
@@ -152,6 +158,9 @@ def prepare(argv: Sequence[str] | None = None) -> tuple[Any, TaskParameters, arg
         graph_manager.env_params.num_envs = args.num_envs
     if args.dump_gifs:
         graph_manager.visualization_parameters.dump_gifs = True
+    from rlframe.integrations.distributed import distribute
+
+    distribute(graph_manager, args.num_workers, args.ray_address)
     if args.evaluate is not None and not args.checkpoint_restore_dir:
         raise ParameterValueError("--evaluate needs a checkpoint to evaluate: add -crd <experiment>/checkpoint.")
     if args.checkpoint_restore_dir:
@@ -242,8 +251,11 @@ def _validate(argv: Sequence[str] | None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("-cp", "--custom-parameter", dest="custom_parameter", default="")
     parser.add_argument("-ep", "--experiment-path", dest="experiment_path")
+    _add_worker_options(parser)
     args = parser.parse_args(argv)
-    train_args = ["-p", args.preset, "--seed", str(args.seed)]
+    train_args = ["-p", args.preset, "--seed", str(args.seed), "-n", str(args.num_workers)]
+    if args.ray_address:
+        train_args += ["--ray-address", args.ray_address]
     if args.custom_parameter:
         train_args += ["-cp", args.custom_parameter]
     if args.experiment_path:

@@ -206,6 +206,7 @@ class ActorCriticAgent(Agent):
     default_num_envs = 8
     # On-policy: heatup's random (or heatup-phase) actions are not the policy's.
     learns_from_heatup = False
+    on_policy = True
 
     def _check_ranges(self) -> None:
         super()._check_ranges()

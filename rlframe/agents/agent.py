@@ -42,6 +42,9 @@ class Agent:
     learns_from_heatup = True
     #: environment copies acting at once when the preset does not set ``env_params.num_envs``
     default_num_envs = 4
+    #: whether each update learns only from actions of the policy as it was since the last (a distributed run then
+    #: plays synchronous rounds and updates every worker's policy after each)
+    on_policy = False
 
     def __init__(self, agent_params: AgentParameters, spaces: SpacesDefinition, rng: np.random.Generator) -> None:
         self.params = agent_params
@@ -292,6 +295,29 @@ class Agent:
             self._iterations_at_target_update = self.training_iteration
             self._steps_at_target_update = self.total_steps
             self._target_updated = True
+
+    # ---- acting elsewhere ---------------------------------------------------------------------------
+    def acting_state(self) -> AgentCheckpoint:
+        arrays = {f"network.{name}.{k}": v for name, net in self.networks.items() for k, v in net.online_weights().items()}
+        arrays.update({f"input_filter.{k}": v for k, v in self.input_filter.state().items()})
+        arrays.update({f"pre_network_filter.{k}": v for k, v in self.pre_network_filter.state().items()})
+        return AgentCheckpoint(arrays, {"schedules": {k: s.state() for k, s in self.schedules().items()},
+                                        "training_iteration": self.training_iteration})
+
+    def load_acting_state(self, state: AgentCheckpoint) -> None:
+        for name, net in self.networks.items():
+            net.load_online_weights(with_prefix(state.arrays, f"network.{name}."))
+        self.input_filter.load_state(with_prefix(state.arrays, "input_filter."))
+        self.pre_network_filter.load_state(with_prefix(state.arrays, "pre_network_filter."))
+        for key, schedule in self.schedules().items():
+            schedule.load_state(state.values["schedules"][key])
+        # an algorithm that prepares its first rollout differently (Clipped PPO's filter fit) sees the learner's progress
+        self.training_iteration = int(state.values["training_iteration"])
+
+    def acted_elsewhere(self, count: int) -> None:
+        # Every schedule an algorithm checkpoints steps once per training action (exploration, PPO's clip decay).
+        for schedule in self.schedules().values():
+            schedule.step(count)
 
     # ---- state --------------------------------------------------------------------------------------
     def save_networks(self, prefix: str) -> None:

@@ -274,6 +274,7 @@ class ClippedPPOAgent(Agent):
         CLIPPED_LIKELIHOOD_RATIO,
     )
     default_num_envs = 8
+    on_policy = True
 
     def _check_ranges(self) -> None:
         super()._check_ranges()

@@ -17,6 +17,10 @@ The loop, per step of the N environment copies that are still playing (k <= N of
     row = agent.row_statistics()                           # per CSV row: what happened since the last row
     updates = agent.train()                                # after every training-phase step
 
+In a distributed run (``rlframe.graph_managers.rollout_worker``) copies of the agent act elsewhere: the learner
+observes what they played (``agent.acted_elsewhere(k)`` then ``agent.observe(...)`` per step) and trains; the copies
+load ``agent.acting_state()`` after each update.
+
 Checkpoints: :meth:`AgentContract.checkpoint_state` out, :meth:`AgentContract.load_checkpoint_state` in;
 the loop adds its own counters and writes the files. Units: steps are environment steps summed over the copies.
 """
@@ -64,6 +68,10 @@ class AgentContract(Protocol):
     def training_iteration(self) -> int:
         """Gradient updates made so far."""
 
+    #: whether each update learns only from the current policy's actions (Clipped PPO, Actor-Critic; see
+    #: ``Agent.on_policy``)
+    on_policy: bool
+
     @property
     def default_num_envs(self) -> int:
         """Environment copies acting at once when the preset does not set ``env_params.num_envs``."""
@@ -107,6 +115,18 @@ class AgentContract(Protocol):
 
     def remove_transition_observer(self, observer: TransitionObserver) -> None:
         """Stop calling ``observer``."""
+
+    # ---- acting elsewhere (rollout workers, ``rlframe.graph_managers.rollout_worker``) --------------------------
+    def acting_state(self) -> AgentCheckpoint:
+        """What a copy of this agent, built from the same parameters, needs to act as this one would now: the online
+        networks' weights, the filters' statistics and the positions of the schedules that move with acting."""
+
+    def load_acting_state(self, state: AgentCheckpoint) -> None:
+        """Act from now on as the agent whose :meth:`acting_state` this is."""
+
+    def acted_elsewhere(self, count: int) -> None:
+        """``count`` training actions were chosen by copies of this agent (the copies of a distributed run): move
+        the schedules that step with training actions as :meth:`act` would have."""
 
     # ---- state ---------------------------------------------------------------------------------------------
     def counters(self) -> dict[str, float]:

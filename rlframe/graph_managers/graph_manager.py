@@ -24,6 +24,7 @@ from rlframe.environments.gym_environment import EnvironmentPool, make_env_facto
 from rlframe.errors import CheckpointError, ParameterValueError, RlframeError, StorageError
 from rlframe.graph_managers.environment_loop import EpisodeLoop, FinishedEpisode, GifRecording
 from rlframe.graph_managers.hooks import EpisodeEnd, Evaluation, RunHooks
+from rlframe.graph_managers.rollout_worker import WorkerPool
 from rlframe.outputs.atomic import atomic_write_text
 from rlframe.outputs.checkpoints import (
     AGENT_PREFIX,
@@ -35,7 +36,7 @@ from rlframe.outputs.checkpoints import (
     read_state,
     verify,
 )
-from rlframe.outputs.csv_logger import CsvLogger, csv_file_name
+from rlframe.outputs.csv_logger import FIXED_COLUMNS, CsvLogger, csv_file_name
 from rlframe.outputs.experiment import ExperimentFolder
 from rlframe.outputs.screen import Screen
 from rlframe.overrides import Hyperparameters
@@ -200,6 +201,12 @@ class GraphManager(Parameters):
         self._last_checkpoint: CheckpointFiles | None = None
         #: build_agent's one environment copy (only the spaces are needed), without changing the preset's env_params
         self._single_copy = False
+        self._workers: WorkerPool | None = None
+
+    def use_workers(self, pool: WorkerPool) -> None:
+        """Act on ``pool``'s rollout workers instead of in this process (:mod:`rlframe.graph_managers.rollout_worker`);
+        call before :meth:`run`."""
+        self._workers = pool
 
     # ---- hooks and run state, for the edges ----------------------------------------------------------
     def add_hooks(self, hooks: RunHooks) -> None:
@@ -293,6 +300,8 @@ class GraphManager(Parameters):
             CsvLogger(self._csv_path, index, signal_columns, vis.dump_signals_to_csv_every_x_episodes)
             if vis.dump_csv else None
         )
+        #: rollout worker i's own CSV (``worker_<i>...csv``) of the training episodes it played, in a distributed run
+        self._worker_csvs: dict[int, CsvLogger] = {}
         self._checkpoint_dir = task.checkpoint_save_dir or os.path.join(self._experiment_path, "checkpoint")
         self._checkpoints: CheckpointWriter | None = None
         #: the writer of ``task.checkpoint_sync_dir``, made with the first checkpoint
@@ -346,8 +355,8 @@ class GraphManager(Parameters):
         """Flush the CSV, then write a checkpoint of the agent and the run's counters."""
         if self._task.evaluate_only is not None:
             return None
-        if self._csv is not None:
-            self._csv.flush()
+        for csv_logger in [*([self._csv] if self._csv is not None else []), *self._worker_csvs.values()]:
+            csv_logger.flush()
         writer = self._checkpoint_writer()
         writer.protected = self._protected_checkpoints()
         agent = self._agent
@@ -394,6 +403,20 @@ class GraphManager(Parameters):
         folder has none (a spot restart on a fresh machine), the copy saved with the restored checkpoint."""
         if self._csv is not None:
             self._csv.resume(last_index, self._last_checkpoint.csv if self._last_checkpoint is not None else None)
+            # a resumed distributed run may have other workers: each earlier worker's CSV is cut back the same way
+            worker = 1
+            while os.path.exists(self._worker_csv_path(worker)):
+                self._worker_csv(worker).resume(last_index)
+                worker += 1
+
+    def _worker_csv_path(self, worker: int) -> str:
+        return os.path.join(self._experiment_path, csv_file_name(self.graph_name, worker))
+
+    def _worker_csv(self, worker: int) -> CsvLogger:
+        if worker not in self._worker_csvs:
+            self._worker_csvs[worker] = CsvLogger(self._worker_csv_path(worker), self.index_column, [],
+                                                  self.visualization_parameters.dump_signals_to_csv_every_x_episodes)
+        return self._worker_csvs[worker]
 
     def next_checkpoint_name(self) -> str:
         """The name the next :meth:`save_checkpoint` gives its checkpoint."""
@@ -527,10 +550,10 @@ class GraphManager(Parameters):
 
     def _environment_factory(self) -> None:
         """How copies of the preset's environment are made, and how many play at once."""
-        search_dirs = [d for d in (self.origin.directory, shipped_dir("environments")) if d is not None]
+        self._search_dirs = [d for d in (self.origin.directory, shipped_dir("environments")) if d is not None]
         vis = self.visualization_parameters
         render = bool(vis.dump_gifs)
-        self._make_env = make_env_factory(self.env_params, search_dirs, render)
+        self._make_env = make_env_factory(self.env_params, self._search_dirs, render)
         num_envs = 1 if self._single_copy else self.env_params.num_envs or self.agent_params.agent_class.default_num_envs
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ParameterValueError(f"env_params.num_envs = {num_envs!r}: use a positive integer such as 8.")
@@ -726,20 +749,25 @@ class GraphManager(Parameters):
             loop.episode_numbered(episode, phase, number)
         return played, finished
 
-    def _episode_ended(self, episode: FinishedEpisode, phase: RunPhase, rows_per_episode: bool) -> int:
-        """Count, log, write and report a finished episode; returns its number."""
+    def _episode_ended(self, episode: FinishedEpisode, phase: RunPhase, rows_per_episode: bool,
+                       worker: int | None = None) -> int:
+        """Count, log, write and report a finished episode (played by rollout ``worker``, in a distributed run);
+        returns its number."""
         agent = self._agent
         if phase != RunPhase.TEST:
             self._progress.episodes += 1
             agent.episode_ended(episode.discounted_return)
         number = self._episode_number(phase)
         self._screen.log_dict(phase.value, {
-            "Name": AGENT_NAME, "Worker": self._task.task_index, "Episode": number,
+            "Name": AGENT_NAME, "Worker": self._task.task_index if worker is None else worker, "Episode": number,
             "Total reward": round(episode.total_reward, 2), "Exploration": round(agent.exploration_value(phase), 2),
             "Steps": self._total_steps(), "Training iteration": agent.training_iteration,
         })
         if self._csv is not None and (rows_per_episode or (self.episode_rows and phase != RunPhase.TEST)):
-            self._csv.add_row(self._episode_row(episode, phase, number))
+            row = self._episode_row(episode, phase, number)
+            self._csv.add_row(row)
+            if worker is not None and phase != RunPhase.TEST:
+                self._worker_csv(worker).add_row({k: v for k, v in row.items() if k in FIXED_COLUMNS})
         if self._hooks:
             event = EpisodeEnd(phase, number, episode.total_reward, episode.shaped_reward, episode.length,
                                self._total_steps())
@@ -786,13 +814,15 @@ class GraphManager(Parameters):
         failure the CSV is written only if it has rows, and a failing write is not raised over the first error."""
         try:
             csv: CsvLogger | None = getattr(self, "_csv", None)
-            if csv is not None:
+            for csv_logger in [*([csv] if csv is not None else []), *getattr(self, "_worker_csvs", {}).values()]:
                 try:
-                    csv.flush(create=not failed)
+                    csv_logger.flush(create=not failed)
                 except StorageError:
                     if not failed:
                         raise
         finally:
+            if self._workers is not None:
+                self._workers.close()
             for loop in (getattr(self, "_train_loop", None), getattr(self, "_eval_loop", None)):
                 if loop is not None:
                     loop.close()

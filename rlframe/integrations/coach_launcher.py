@@ -153,7 +153,8 @@ class CoachLauncher:
         parser.add_argument("-r", "--render", action="store_true", help="accepted for Coach compatibility")
         parser.add_argument("-f", "--framework", default="tensorflow",
                             help="accepted for Coach compatibility (tensorflow or mxnet; rlframe uses MXNet)")
-        parser.add_argument("-n", "--num_workers", type=int, default=1, help="must be 1 (rlframe trains in one process)")
+        parser.add_argument("-n", "--num_workers", type=int, default=1,
+                            help="rollout workers (Ray actors; 1: act in this process)")
         parser.add_argument("-c", "--use_cpu", action="store_true", help="accepted for Coach compatibility")
         parser.add_argument("--evaluate", nargs="?", const=0, type=int,
                             help="only evaluate the restored checkpoint, for at least this many steps (0: the preset's)")
@@ -240,11 +241,11 @@ class CoachLauncher:
     def run_graph_manager(self, graph_manager: GraphManager, args: argparse.Namespace) -> None:
         """Build the TaskParameters (with SageMaker's context inside a training job) and call
         :meth:`start_single_threaded` with SIGTERM and SIGINT turned into a clean stop."""
+        from rlframe.integrations.distributed import distribute
         from rlframe.integrations.sagemaker.paths import in_sagemaker_job
 
-        num_workers = getattr(args, "num_workers", 1)
-        if num_workers != 1:
-            raise ParameterValueError(f"num_workers = {num_workers}: rlframe trains in one process; use 1.")
+        # the cluster a SageMaker multi-instance job's leader started is named by RLFRAME_RAY_ADDRESS
+        distribute(graph_manager, getattr(args, "num_workers", 1))
         sagemaker = in_sagemaker_job()
         if sagemaker:
             _relocate_for_sagemaker(args)

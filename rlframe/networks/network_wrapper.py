@@ -155,6 +155,17 @@ class NetworkWrapper:
         return TrainResult(float(outputs[0].asscalar()), None if grad_norm is None else float(grad_norm.asscalar()),
                            [o.asnumpy() for o in outputs[1:]])
 
+    def online_weights(self) -> dict[str, np.ndarray]:
+        """The online network's parameters as numpy arrays, by parameter name (for rollout workers)."""
+        return {name: p.data().asnumpy() for name, p in self.online.collect_params().items()}
+
+    def load_online_weights(self, weights: dict[str, np.ndarray]) -> None:
+        """Set the online parameters from :meth:`online_weights` of a network built from the same parameters."""
+        params = self.online.collect_params()
+        for name, value in weights.items():
+            params[name].set_data(nd.array(value, dtype=value.dtype))
+        self._weights_version += 1
+
     def online_snapshot(self, take: Callable[[gluon.HybridBlock], Any]) -> Any:
         """``take(online)`` (e.g. a numpy copy of its forward), computed again only after the online weights
         changed through :meth:`step` or :meth:`load`."""

@@ -108,7 +108,8 @@ class SageMakerCoachPresetLauncher(CoachLauncher):
     def sagemaker_argparser(self) -> argparse.ArgumentParser:
         """The options a SageMaker job passes besides ``--name value`` hyperparameters."""
         parser = CoachArgumentParser(prog=os.path.basename(sys.argv[0]) or "train")
-        parser.add_argument("-n", "--num_workers", type=int, default=1, help="must be 1")
+        parser.add_argument("-n", "--num_workers", type=int, default=1,
+                            help="rollout workers (Ray actors, spread over the job's instances; 1: one process)")
         parser.add_argument("-p", "--RLCOACH_PRESET", default=self.default_preset_name(), help="preset name (no .py)")
         parser.add_argument("--save_model", type=int, default=0, help="1: export the model after training")
         return parser
