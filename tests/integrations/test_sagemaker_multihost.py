@@ -9,8 +9,10 @@ resolved. Each host's Ray gets its own ``--temp-dir`` (``RLFRAME_RAY_TEMP_DIR``)
 """
 from __future__ import annotations
 
+import csv
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -272,6 +274,39 @@ def test_two_hosts_form_one_cluster_the_leader_trains_on_both_and_both_exit_0(tm
     assert f"Ray> Ray stopped on {LEADER}" in said
     assert f"Ray> the head on {LEADER} (127.0.0.1:{port}) is gone (training ended there); {OTHER} is done" in _output(other)
     assert _pids_using(ray_root) == [], "each host stopped the Ray it started"
+
+
+#: the job without a script: rlframe's launcher trains a shipped Clipped PPO preset on two rollout workers, briefly
+LAUNCHER_HYPERPARAMETERS = {
+    "RLCOACH_PRESET": '"CartPole_ClippedPPO"', "num_workers": "2", "improve_steps": "256",
+    "rl.evaluation_steps:EnvironmentEpisodes": "1", "rl.steps_between_evaluation_periods:EnvironmentSteps": "512",
+    "rl.agent_params.algorithm.num_steps_between_copying_online_weights_to_target:EnvironmentSteps": "256",
+}
+WORKERS_LINE = re.compile(r"^Workers> 2 rollout workers on 2 nodes: worker 1 pid \d+ on (\S+), worker 2 pid \d+ on (\S+)$",
+                          re.MULTILINE)
+
+
+@pytest.mark.integration
+@needs_hosts
+def test_the_launchers_rollout_workers_spread_over_both_hosts_and_both_write_episodes(tmp_path, ray_root):
+    pytest.importorskip("ray")
+    hosts, port = [LEADER, OTHER], _free_port()
+    leader = _host(tmp_path / "leader", LEADER, hosts, hyperparameters=LAUNCHER_HYPERPARAMETERS)
+    other = _host(tmp_path / "other", OTHER, hosts, hyperparameters=LAUNCHER_HYPERPARAMETERS)
+    jobs = [_start(leader, ray_root, port, 60), _start(other, ray_root, port, 60)]
+    codes = _finish(*jobs, timeout=300)
+    assert codes == [0, 0], f"leader:\n{_output(leader)}\nother:\n{_output(other)}"
+
+    placed = WORKERS_LINE.search(_output(leader))
+    assert placed is not None, _output(leader)
+    assert OTHER in placed.groups() and len(set(placed.groups())) == 2, "one worker on each host's node"
+    for worker in (1, 2):  # each worker, so each node, played episodes the leader recorded
+        (csv_file,) = leader.intermediate.glob(f"worker_{worker}.*.csv")
+        with open(csv_file, newline="") as handle:
+            assert len(list(csv.DictReader(handle))) >= 1, csv_file
+    assert list(other.intermediate.iterdir()) == [] and list(other.model.iterdir()) == []
+    assert list((leader.output_data / "checkpoint").glob("*.ckpt*")), "the leader checkpoints as a one-host job does"
+    assert _pids_using(ray_root) == []
 
 
 @pytest.mark.integration

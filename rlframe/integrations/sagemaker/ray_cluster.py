@@ -188,7 +188,8 @@ def run_on_cluster(job: TrainingEnvironment, env: dict[str, str], stop: StopForw
     goes away. Raises StepFailed (one line, the Ray log's last lines as details) when the cluster cannot form."""
     if importlib.util.find_spec("ray") is None:
         raise JobError(f"This job runs on {len(job.hosts)} hosts ({', '.join(job.hosts)}), which rlframe joins into "
-                       "a Ray cluster, and Ray is not installed in the image: pip install ray, or train on one instance.")
+                       "a Ray cluster, and Ray is not installed in the image: pip install 'rlframe[distributed]', or "
+                       "train on one instance.")
     port, seconds = ray_port(), wait_seconds()
     env = {AUTH_MODE_VARIABLE: "disabled", **env}
     if job.current_host == job.hosts[0]:
