@@ -23,7 +23,6 @@ from typing import Any, Callable
 import numpy as np
 
 from rlframe.core_types import EnvironmentEpisodes, EnvironmentSteps, RunPhase, StepMethod, TrainingSteps
-from rlframe.errors import ParameterValueError
 from rlframe.graph_managers.environment_loop import EpisodeLoop, EpisodeTracker, FinishedEpisode
 from rlframe.graph_managers.graph_manager import (
     EVALUATION_SEED_OFFSET,
@@ -77,9 +76,8 @@ class BasicRLGraphManager(GraphManager):
             self._train_loop: EpisodeLoop | None = self._episode_loop(0)
             return self._train_loop.pool.spaces(self.env_params.level)
         self._train_loop = None
-        if self.visualization_parameters.dump_gifs:
-            raise ParameterValueError("dump_gifs (-dg) with rollout workers: GIFs are recorded only when training in "
-                                      "one process; drop --num-workers or -dg.")
+        # GIFs are recorded only in one process: the workers do not render (the notebooks' presets ask for GIFs)
+        self._gifs = None
         env = self._make_env()  # the spaces, and an environment that cannot be made fails here, with its own error
         try:
             spaces = spaces_from_gymnasium(env.observation_space, env.action_space, self.env_params.level)
@@ -215,6 +213,9 @@ class BasicRLGraphManager(GraphManager):
         super()._setup_outputs(*args)
         if self._workers is not None:
             self._screen.line(f"Workers> {self._workers.describe()}")
+            if self.visualization_parameters.dump_gifs:
+                self._screen.line("Workers> no GIFs: they are recorded when training in one process (dump_gifs is "
+                                  "ignored with rollout workers)")
 
     def _publish(self) -> None:
         """Send the agent's acting state with the next request of every worker."""
@@ -267,7 +268,7 @@ class BasicRLGraphManager(GraphManager):
         self._workers_lost += 1
         if lost.replaced:
             self._trackers[lost.worker].clear()  # its copies start new episodes
-            then = "Ray is restarting it"
+            then = "it plays again"
         else:
             del self._trackers[lost.worker]
             then = f"the run goes on with {len(self._workers.workers)} workers"

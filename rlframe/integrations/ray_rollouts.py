@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any, Callable
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError, RayTaskError
 
 from rlframe.agents.contract import AgentCheckpoint
 from rlframe.core_types import RunPhase
@@ -31,10 +32,14 @@ from rlframe.graph_managers.rollout_worker import RolloutWorker, WorkerLost, Wor
 ADDRESS_VARIABLE = "RLFRAME_RAY_ADDRESS"
 #: seconds between two looks at the stop request while waiting for workers
 POLL_SECONDS = 0.25
+#: seconds a lost worker has to come back (Ray restarts a killed process within a second or two) before it is retired
+RESTART_SECONDS = 120.0
 
 
 class WorkerFailed(RlframeError):
     """A worker raised an error (the environment or the agent failed there): one line naming the worker and it."""
+
+    exit_code = 1  # the run failed, as a run whose environment fails in this process does
 
 
 class _RemoteWorker:
@@ -168,13 +173,29 @@ class RayWorkerPool:
 
     def _lost(self, worker: int, exc: RayActorError) -> WorkerLost:
         self._has_version.pop(worker, None)  # a restarted worker has no acting state
-        reason = "its process died" if "unavailable" in str(exc).lower() or "died" in str(exc).lower() else _cause(exc)
+        pid, ip = self._where.get(worker, (0, "?"))
+        reason = f"pid {pid} on {ip} died" if isinstance(exc, ActorUnavailableError) else _cause(exc)
         alive_cpus = int(ray.cluster_resources().get("CPU", 0))
-        if alive_cpus >= len(self._actors):
-            return WorkerLost(worker, reason, replaced=True)
+        if alive_cpus >= len(self._actors) and self._restarted(worker):
+            pid, ip = self._where[worker]
+            return WorkerLost(worker, f"{reason}; Ray restarted it as pid {pid} on {ip}", replaced=True)
         ray.kill(self._actors.pop(worker), no_restart=True)
         self._where.pop(worker, None)
-        return WorkerLost(worker, f"{reason}; the cluster has {alive_cpus} CPUs left", replaced=False)
+        return WorkerLost(worker, f"{reason}; the cluster has {alive_cpus} CPUs for {len(self._actors) + 1} workers",
+                          replaced=False)
+
+    def _restarted(self, worker: int) -> bool:
+        """Wait for Ray to restart ``worker``; whether it did (within :data:`RESTART_SECONDS`)."""
+        deadline = time.monotonic() + RESTART_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                self._where[worker] = ray.get(self._actors[worker].where.remote(), timeout=RESTART_SECONDS)
+                return True
+            except ActorUnavailableError:
+                time.sleep(POLL_SECONDS)  # still restarting
+            except (RayActorError, GetTimeoutError):
+                return False
+        return False
 
     def _gather(self, refs: dict[int, Any]) -> list[tuple[int, Any]]:
         """Every answer of ``refs`` (worker -> reference), in worker order; a worker that cannot start is an error."""
