@@ -14,6 +14,9 @@ THREE_SEEDS = ["CartPole_DQN", "preset-cartpole-dqn", "CartPole_ClippedPPO", "pr
 # Seed 0 of the discrete Mountain Car passes too, but reaches the threshold late: about 300 s alone on the 2-core
 # CI machine (seeds 1 and 2: about 60 and 45 s), a sixth of CI's budget. `rlframe-validate -p
 # preset-mountain-car-discrete-clipped-ppo --seed 0` runs it.
+# Seed 2 of Clipped PPO and DQN on CartPole runs with 2 rollout workers on a local Ray instance (--num-workers 2):
+# the distributed path must learn as well, on-policy (synchronous rounds) and off-policy (streaming).
+WITH_WORKERS = {("CartPole_ClippedPPO", 2), ("CartPole_DQN", 2)}
 CASES = [(preset, seed) for preset in THREE_SEEDS for seed in (0, 1, 2)] + [
     ("preset-mountain-car-discrete-clipped-ppo", seed) for seed in (1, 2)]
 
@@ -21,10 +24,13 @@ CASES = [(preset, seed) for preset in THREE_SEEDS for seed in (0, 1, 2)] + [
 @pytest.mark.golden
 @pytest.mark.parametrize(("preset", "seed"), CASES)
 def test_preset_reaches_its_validation_threshold(preset, seed, tmp_path, capsys):
-    code = validate_main(["-p", preset, "--seed", str(seed), "-ep", str(tmp_path / "exp")])
+    workers = ["-n", "2"] if (preset, seed) in WITH_WORKERS else []
+    code = validate_main(["-p", preset, "--seed", str(seed), "-ep", str(tmp_path / "exp"), *workers])
     out = capsys.readouterr().out
     assert code == 0, out.splitlines()[-1]
     assert f"PASSED: {preset} (seed {seed})" in out
+    if workers:
+        assert "Workers> 2 rollout workers" in out and "Worker=2," in out
 
 
 # One seed: the three seeds of CartPole_ClippedPPO's validation above already cover the early learning, and each

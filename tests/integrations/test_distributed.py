@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,33 +29,42 @@ def _worker_csv(folder: Path, worker: int) -> Path:
     return folder / CSV.replace("worker_0", f"worker_{worker}")
 
 
-def test_the_same_seed_and_worker_count_give_the_same_csv_and_each_worker_writes_its_own(tmp_path, capsys):
-    runs = []
-    for name, gifs in (("a", []), ("b", ["-dg"])):  # asking for GIFs changes nothing but a line
-        assert train_main([*SHORT_PPO, *gifs, "-n", "2", "--seed", "4", "-ep", str(tmp_path / name)]) == 0
-        runs.append(capsys.readouterr().out)
-    first, second = (pd.read_csv(tmp_path / name / CSV).drop(columns=["Wall-Clock Time"]) for name in ("a", "b"))
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[str]]:
+    """Two runs with the same seed and 2 workers (the second also asks for GIFs, which changes nothing but a line);
+    returns their folders and outputs."""
+    root = tmp_path_factory.mktemp("two_runs")
+    outputs = []
+    for name, gifs in (("a", []), ("b", ["-dg"])):
+        command = [sys.executable, "-m", "rlframe.cli", *SHORT_PPO, *gifs, "-n", "2", "--seed", "4", "-ep",
+                   str(root / name)]
+        result = subprocess.run(command, capture_output=True, text=True, cwd=root, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        outputs.append(result.stdout)
+    return root / "a", root / "b", outputs
+
+
+def test_the_same_seed_and_worker_count_give_the_same_csv_and_each_worker_writes_its_own(two_runs):
+    a, b, outputs = two_runs
+    first, second = (pd.read_csv(folder / CSV).drop(columns=["Wall-Clock Time"]) for folder in (a, b))
     pd.testing.assert_frame_equal(first, second)
     assert first["Training Reward"].notna().sum() > 10 and first["Evaluation Reward"].notna().any()
-    assert re.search(r"^Workers> 2 rollout workers on 1 node: worker 1 pid \d+ on .*, worker 2 pid \d+", runs[0], re.M)
-    assert "Workers> no GIFs: they are recorded when training in one process" in runs[1]
+    assert re.search(r"^Workers> 2 rollout workers on 1 node: worker 1 pid \d+ on .*, worker 2 pid \d+", outputs[0], re.M)
+    assert "Workers> no GIFs: they are recorded when training in one process" in outputs[1]
+    training = first[first["Training Reward"].notna()].set_index("Episode #")
     for worker in (1, 2):
-        assert f"Training> Name=main_level/agent, Worker={worker}, " in runs[0]
-        rows = pd.read_csv(_worker_csv(tmp_path / "a", worker))
+        assert f"Training> Name=main_level/agent, Worker={worker}, " in outputs[0]
+        rows = pd.read_csv(_worker_csv(a, worker))
         assert len(rows) > 3 and rows["Training Reward"].notna().all()
         # a worker's rows are the learner's rows of the episodes it played
-        training = first[first["Training Reward"].notna()].set_index("Episode #")
-        learner = training.loc[rows["Episode #"], "Training Reward"]
-        assert learner.tolist() == rows["Training Reward"].tolist()
-    played = sum(len(pd.read_csv(_worker_csv(tmp_path / "a", w))) for w in (1, 2))
-    assert played == first["Training Reward"].notna().sum()
+        assert training.loc[rows["Episode #"], "Training Reward"].tolist() == rows["Training Reward"].tolist()
+    assert sum(len(pd.read_csv(_worker_csv(a, w))) for w in (1, 2)) == len(training)
 
 
-def test_a_run_resumes_from_its_checkpoint_with_another_number_of_workers(tmp_path, capsys):
+def test_a_run_resumes_from_its_checkpoint_with_another_number_of_workers(two_runs, tmp_path, capsys):
     experiment = tmp_path / "exp"
-    assert train_main([*SHORT_PPO, "-n", "2", "--seed", "1", "-ep", str(experiment)]) == 0
+    shutil.copytree(two_runs[0], experiment)
     before = pd.read_csv(experiment / CSV)
-    capsys.readouterr()
     resumed = [*SHORT_PPO[:-1], SHORT_PPO[-1].replace("TrainingSteps(2500)", "TrainingSteps(4000)")]
     assert train_main([*resumed, "-n", "3", "--seed", "1", "-crd", str(experiment / "checkpoint")]) == 0
     out = capsys.readouterr().out
