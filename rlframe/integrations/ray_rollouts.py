@@ -48,8 +48,9 @@ class _RemoteWorker:
     def __init__(self, spec: WorkerSpec, index: int) -> None:
         self.worker = RolloutWorker(spec, index)
 
-    def where(self) -> tuple[int, str]:
-        return os.getpid(), ray.util.get_node_ip_address()
+    def where(self) -> tuple[int, str, str]:
+        """This worker's pid, its node's address and its node's id (nodes on one machine share the address)."""
+        return os.getpid(), ray.util.get_node_ip_address(), ray.get_runtime_context().get_node_id()
 
     def play(self, state: AgentCheckpoint | None, *args: Any) -> Any:
         return self.worker.play(state, *args)
@@ -80,7 +81,7 @@ class RayWorkerPool:
         self.num_workers = num_workers
         self.address = address or os.environ.get(ADDRESS_VARIABLE) or None
         self._actors: dict[int, Any] = {}
-        self._where: dict[int, tuple[int, str]] = {}
+        self._where: dict[int, tuple[int, str, str]] = {}
         self._state: Any = None
         self._version = 0
         self._has_version: dict[int, int] = {}
@@ -113,8 +114,8 @@ class RayWorkerPool:
         self._where = dict(places)
 
     def describe(self) -> str:
-        nodes = sorted({ip for _, ip in self._where.values()})
-        placed = ", ".join(f"worker {i} pid {pid} on {ip}" for i, (pid, ip) in sorted(self._where.items()))
+        nodes = {node for _, _, node in self._where.values()}
+        placed = ", ".join(f"worker {i} pid {pid} on {ip}" for i, (pid, ip, _) in sorted(self._where.items()))
         return (f"{len(self._where)} rollout workers on {len(nodes)} node{'s' if len(nodes) > 1 else ''}: {placed}")
 
     def close(self) -> None:
@@ -173,27 +174,33 @@ class RayWorkerPool:
 
     def _lost(self, worker: int, exc: RayActorError) -> WorkerLost:
         self._has_version.pop(worker, None)  # a restarted worker has no acting state
-        pid, ip = self._where.get(worker, (0, "?"))
+        pid, ip, _ = self._where.get(worker, (0, "?", ""))
         reason = f"pid {pid} on {ip} died" if isinstance(exc, ActorUnavailableError) else _cause(exc)
-        alive_cpus = int(ray.cluster_resources().get("CPU", 0))
-        if alive_cpus >= len(self._actors) and self._restarted(worker):
-            pid, ip = self._where[worker]
+        if self._restarted(worker):
+            pid, ip, _ = self._where[worker]
             return WorkerLost(worker, f"{reason}; Ray restarted it as pid {pid} on {ip}", replaced=True)
         ray.kill(self._actors.pop(worker), no_restart=True)
         self._where.pop(worker, None)
-        return WorkerLost(worker, f"{reason}; the cluster has {alive_cpus} CPUs for {len(self._actors) + 1} workers",
+        cpus = int(ray.cluster_resources().get("CPU", 0))
+        return WorkerLost(worker, f"{reason}; the cluster has {cpus} CPUs for {len(self._actors) + 1} workers",
                           replaced=False)
 
     def _restarted(self, worker: int) -> bool:
         """Wait for Ray to restart ``worker``; whether it did (within :data:`RESTART_SECONDS`)."""
         deadline = time.monotonic() + RESTART_SECONDS
+        answer = self._actors[worker].where.remote()
         while time.monotonic() < deadline:
+            if int(ray.cluster_resources().get("CPU", 0)) < len(self._actors):
+                return False  # its host is gone and no other has a CPU for it: Ray would wait for one forever
             try:
-                self._where[worker] = ray.get(self._actors[worker].where.remote(), timeout=RESTART_SECONDS)
+                self._where[worker] = ray.get(answer, timeout=POLL_SECONDS)
                 return True
+            except GetTimeoutError:
+                pass  # Ray is still placing or starting it
             except ActorUnavailableError:
                 time.sleep(POLL_SECONDS)  # still restarting
-            except (RayActorError, GetTimeoutError):
+                answer = self._actors[worker].where.remote()
+            except RayActorError:
                 return False
         return False
 

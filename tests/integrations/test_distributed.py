@@ -193,3 +193,38 @@ def test_without_ray_installed_more_workers_is_one_line_and_one_worker_never_imp
     assert result.stderr.strip().endswith("pip install 'rlframe[distributed]'.")
     result = subprocess.run(base, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]  # importing ray would have failed
+
+
+def test_losing_a_host_leaves_the_run_going_with_the_other_hosts_workers(tmp_path):
+    cluster_utils = pytest.importorskip("ray.cluster_utils")
+    # a CPU per node, so each of the 2 workers lands on its own node and the lost one has nowhere else to go
+    cluster = cluster_utils.Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        other = cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        log = tmp_path / "out.txt"
+        with open(log, "w") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "rlframe.cli", *SHORT_PPO[:-1],
+                 SHORT_PPO[-1].replace("TrainingSteps(2500)", "TrainingSteps(5000)"), "-n", "2", "--seed", "3",
+                 "--ray-address", cluster.address, "-ep", str(tmp_path / "exp")],
+                stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
+        try:
+            _wait_for(r"^Workers> 2 rollout workers on 2 nodes: ", log, process)
+            _wait_for(r"^Training> .*Episode=30,", log, process)
+            cluster.remove_node(other)
+            assert process.wait(timeout=300) == 0, log.read_text()[-3000:]
+        finally:
+            if process.poll() is None:
+                process.kill()
+    finally:
+        cluster.shutdown()
+    text = log.read_text()
+    lost = re.search(r"^Workers> worker ([12]) was lost \(.*the cluster has 1 CPUs for 2 workers\); dropped what it "
+                     r"was playing; the run goes on with 1 workers \(1 lost so far\)$", text, re.M)
+    assert lost, text[-3000:]
+    after = text[lost.end():]
+    survivor = 3 - int(lost.group(1))
+    assert re.search(rf"^Training> .*Worker={survivor}, ", after, re.M)
+    assert not re.search(rf"^Training> .*Worker={lost.group(1)}, ", after, re.M)
+    assert "Checkpoint> Saving" in after
