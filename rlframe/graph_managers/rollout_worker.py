@@ -25,6 +25,7 @@ from rlframe.agents.contract import AgentCheckpoint, AgentContract
 from rlframe.core_types import RunPhase
 from rlframe.environments.gym_environment import EnvironmentPool, make_env_factory
 from rlframe.graph_managers.environment_loop import EpisodeLoop, FinishedEpisode
+from rlframe.memories.experience_replay import TransitionBatch
 from rlframe.parameters import AgentParameters
 from rlframe.spaces import SpacesDefinition
 
@@ -61,18 +62,13 @@ class WorkerSpec:
 class Rollout:
     """What a worker played in the heatup or training phase, as T batched steps of its copies.
 
-    Step t covers rows ``offsets[t]:offsets[t + 1]`` of every array: the copies that acted (``env_index``) and their
-    raw observation, action, raw reward, raw next observation, terminated and truncated flags.
+    Step t covers rows ``offsets[t]:offsets[t + 1]`` of ``env_index`` (the copies that acted) and of
+    ``transitions`` (raw observations, actions, raw rewards, raw next observations, terminated and truncated flags).
     """
 
     offsets: np.ndarray
     env_index: np.ndarray
-    obs: np.ndarray
-    action: np.ndarray
-    reward: np.ndarray
-    next_obs: np.ndarray
-    terminated: np.ndarray
-    truncated: np.ndarray
+    transitions: TransitionBatch
 
     @property
     def num_steps(self) -> int:
@@ -81,7 +77,7 @@ class Rollout:
 
     def steps(self) -> list[tuple[np.ndarray, ...]]:
         """Each batched step as (env_index, obs, action, reward, next_obs, terminated, truncated)."""
-        arrays = (self.env_index, self.obs, self.action, self.reward, self.next_obs, self.terminated, self.truncated)
+        arrays = (self.env_index, *self.transitions)
         return [tuple(a[begin:end] for a in arrays) for begin, end in zip(self.offsets[:-1], self.offsets[1:])]
 
 
@@ -96,7 +92,8 @@ class _Recording:
         self.offsets.append(self.offsets[-1] + len(arrays[0]))
 
     def rollout(self) -> Rollout:
-        return Rollout(np.asarray(self.offsets, dtype=np.int64), *(np.concatenate(c) for c in self.columns))
+        index, *transitions = (np.concatenate(c) for c in self.columns)
+        return Rollout(np.asarray(self.offsets, dtype=np.int64), index, TransitionBatch(*transitions))
 
 
 class RolloutWorker:

@@ -24,7 +24,7 @@ def test_a_training_request_plays_its_share_and_stops_at_a_step_where_an_episode
     rollout = worker.play(None, RunPhase.TRAIN, steps=50, until_episode_end=True)
     steps = rollout.steps()
     assert rollout.num_steps >= 50
-    assert sum(len(step[0]) for step in steps) == rollout.num_steps == len(rollout.obs)
+    assert sum(len(step[0]) for step in steps) == rollout.num_steps == len(rollout.transitions.obs)
     last_terminated, last_truncated = steps[-1][5], steps[-1][6]
     assert (last_terminated | last_truncated).any()
     # each step's observation is the copy's next observation of its previous step, unless an episode ended there

@@ -128,36 +128,19 @@ class FlakyCartPole(gym.Wrapper):
             raise RuntimeError("the simulator lost its licence server")
         return self.env.step(action)
 '''
-USER_PRESET = '''\
-from rl_coach.agents.clipped_ppo_agent import ClippedPPOAgentParameters
-from rl_coach.core_types import EnvironmentEpisodes, EnvironmentSteps, TrainingSteps
-from rl_coach.environments.gym_environment import GymVectorEnvironment
-from rl_coach.graph_managers.basic_rl_graph_manager import BasicRLGraphManager
-from rl_coach.graph_managers.graph_manager import ScheduleParameters
-
-schedule_params = ScheduleParameters()
-schedule_params.improve_steps = TrainingSteps(600)
-schedule_params.steps_between_evaluation_periods = EnvironmentSteps(300)
-schedule_params.evaluation_steps = EnvironmentEpisodes(2)
-schedule_params.heatup_steps = EnvironmentSteps(0)
-agent_params = ClippedPPOAgentParameters()
-agent_params.algorithm.num_consecutive_playing_steps = EnvironmentSteps(200)
-agent_params.algorithm.optimization_epochs = 1
-graph_manager = BasicRLGraphManager(agent_params=agent_params, env_params=GymVectorEnvironment(level="flaky_env:FlakyCartPole"),
-                                    schedule_params=schedule_params)
-'''
 
 
-def test_a_users_environment_module_beside_the_preset_runs_on_the_workers_and_its_error_is_one_line(tmp_path):
+def test_a_users_environment_module_beside_the_preset_runs_on_the_workers_and_its_error_is_one_line(tmp_path,
+                                                                                                  write_preset):
     folder = tmp_path / "src"
-    folder.mkdir()
+    (folder / "flaky_env.py").parent.mkdir()
     (folder / "flaky_env.py").write_text(USER_ENV.format(fail_after=150))
-    (folder / "my_preset.py").write_text(USER_PRESET)
-    result = subprocess.run([sys.executable, "-m", "rlframe.cli", "-p", str(folder / "my_preset.py"), "-n", "2",
-                             "--num-envs", "1", "--seed", "0", "-ep", str(folder / "exp"), "--progress", "lines"],
-                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
-    # the learner played the workers' first episodes (the module imported there), then a worker's copy failed
-    assert re.search(r"^Training> .*Worker=1, Episode=1,", result.stdout, re.M), result.stdout[-2000:]
+    preset = write_preset("my_preset", folder=folder)
+    result = subprocess.run([sys.executable, "-m", "rlframe.cli", "-p", str(preset), "-lvl", "flaky_env:FlakyCartPole",
+                             "-n", "2", "--num-envs", "1", "--seed", "0", "-ep", str(folder / "exp"), "--progress",
+                             "lines"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    # the workers played their first episodes (the module imported there), then a worker's copy failed
+    assert re.search(r"^Heatup> .*Worker=1, Episode=1,", result.stdout, re.M), result.stdout[-2000:]
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == [errors[-1]] and "Traceback" not in result.stderr, result.stderr[-3000:]
