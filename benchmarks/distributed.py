@@ -69,10 +69,10 @@ is timed on its own: the column gives it whole and, in brackets, the Ray part (r
 ``ray.init`` and every actor built; RLlib: ``ray.init`` plus ``build_algo``). The training clock starts where training
 starts and stops during evaluations. Everything is measured over whole rounds, from the end of the first update to the
 end of the last (the first round builds MXNet's graphs or torch's modules and ships the first weights). Seconds per
-phase are summed by timers wrapped, in the run's own process, around rlframe's methods (the learner's update, a round's
-collection, the learner's observe of each step, the wait for the workers, publishing) or RLlib's (its sampling, its
-learner update, its weight sync); rlframe's workers are the stock actor inside a timing wrapper that also times each
-request's weight load, the policy's forward passes and the env steps, and sends those seconds back with the rollout.
+phase come from rlframe's public hook events (each ``Update`` says how long the iteration took to get its steps --
+acting in one process, or waiting for the workers and replaying their rollouts -- and how long the agent's
+``train()`` took) and a timer around the agent's public ``observe``; for RLlib, from timers around its sampling,
+its learner update and its weight sync.
 
 * train env-steps/s: end to end, env steps / training seconds (acting, observing, updating, publishing, bookkeeping);
   ``x``: over the same framework's 1-worker row of the level.
@@ -83,19 +83,12 @@ request's weight load, the policy's forward passes and the env steps, and sends 
   learner updates, so with rollout seconds R (1 worker) and update seconds U per round, N workers cannot pass
   (R + U) / (R / N + U) end to end (Amdahl's law); ``Amdahl ceiling`` gives that bound for each rlframe worker row,
   from the level's 1-worker row (with as many cores as workers; fewer cores bound it further).
-* us/step outside env, policy & learner: critical-path time per env step that is neither a forward pass of the policy,
-  nor an env step, nor the learner's observe or update. One process: training seconds less the timed forward passes,
-  env steps, observes and updates. Workers: training seconds less, per round, the slowest worker's forward passes
-  plus env steps, less the learner's observes and updates. With workers it is what the distributed path costs per
-  step; the second table splits it (rollout bookkeeping: the learner replaying every step of every rollout; Ray wait
-  beyond the slowest worker: calls and transfers; the worker's weight load and recording; publishing; the rest of the
-  loop). With more workers than cores the forward passes and env steps are slowed by sharing the cores; that shows in
-  the first column of the second table, not here.
 * delta us/step vs 1: 1e6 x (1 / throughput_N - 1 / throughput_1) within a framework: what N workers add to (or,
   negative, take from) an env step's end-to-end time. Level (c)'s overhead target compares it with RLlib's; the
   verdict also gives both frameworks' end-to-end us per env step at N, since a framework whose one-process acting is
   slower has more to gain from parallel acting and so a more negative delta.
-* steps/update: env steps per update (rlframe's rounds end at an episode end on every worker).
+* steps/update: env steps per update (a round of rlframe's ends at an episode end of its last worker, as a run in one
+  process updates at an episode end).
 * env steps / train s to eval >= 195 (level (c)): at the first evaluation that reached it.
 
 Targets, a verdict per rlframe row with workers: (a) end-to-end and acting speedups >= 0.8 N up to N = 8; (b) >= 1.7x
@@ -203,37 +196,16 @@ class Result:
     def update_share(self) -> float:
         return self.buckets.get("update", 0.0) / self.seconds if self.seconds > 0 else math.nan
 
-    def outside_us(self) -> float | None:
-        """Critical-path us per env step outside the policy's forward passes, the env, the learner (rlframe)."""
-        if "act_env" not in self.buckets:
-            return None
-        inside = self.buckets["act_env"] + self.buckets.get("observe", 0.0) + self.buckets.get("update", 0.0)
-        return 1e6 * (self.seconds - inside) / self.steps if self.steps else None
-
     def breakdown(self) -> dict[str, float] | None:
         """rlframe: us per env step, by where the training seconds went (the parts add up to 1e6 / throughput)."""
         b = self.buckets
-        if "act_env" not in b or not self.steps:
+        if "collect" not in b or not self.steps:
             return None
-        if "wait" in b:  # with workers
-            parts = {
-                "forward + env (slowest worker)": b["act_env"],
-                "learner observe": b.get("observe", 0.0),
-                "learner update": b.get("update", 0.0),
-                "rollout bookkeeping": b.get("observe_rollout", 0.0) - b.get("observe", 0.0),
-                "Ray wait beyond slowest worker": b["wait"] - b.get("worker_play_max", 0.0)
-                - b.get("worker_load_max", 0.0),
-                "worker weight load": b.get("worker_load_max", 0.0),
-                "worker recording": b.get("worker_play_max", 0.0) - b["act_env"],
-                "publish": b.get("publish", 0.0),
-            }
-        else:
-            parts = {
-                "forward + env (slowest worker)": b["act_env"],
-                "learner observe": b.get("observe", 0.0),
-                "learner update": b.get("update", 0.0),
-                "rollout bookkeeping": b.get("collect", 0.0) - b["act_env"] - b.get("observe", 0.0),
-            }
+        parts = {
+            "getting the steps (acting, or waiting for the workers)": b["collect"] - b.get("observe", 0.0),
+            "learner observe": b.get("observe", 0.0),
+            "learner update (and publishing)": b.get("update", 0.0),
+        }
         parts["rest of the loop"] = self.seconds - sum(parts.values())
         return {k: 1e6 * v / self.steps for k, v in parts.items()}
 
@@ -271,54 +243,6 @@ class Timers:
         setattr(owner, method, timed)
 
 
-def install_worker_probe() -> None:
-    """Make RayWorkerPool start its actors from a class that wraps the stock actor, times each request's load of the
-    published state, its policy forward passes and its env steps, and sends those seconds back as ``rollout.probe``.
-    The class is made here, in a function, so Ray pickles it by value (the workers need not import this script)."""
-    from rlframe.integrations import ray_rollouts
-
-    class ProbedWorker:
-        def __init__(self, spec: Any, index: int) -> None:
-            from rlframe.integrations.ray_rollouts import _RemoteWorker  # the stock actor, in the worker's process
-
-            self.stock = _RemoteWorker(spec, index)
-            self.worker = worker = self.stock.worker
-            self.probe = {"act": 0.0, "env": 0.0}
-            act, step = worker.agent.act, worker._train.pool.step
-
-            def timed_act(*args: Any) -> Any:
-                start = time.perf_counter()
-                out = act(*args)
-                self.probe["act"] += time.perf_counter() - start
-                return out
-
-            def timed_step(*args: Any) -> Any:
-                start = time.perf_counter()
-                out = step(*args)
-                self.probe["env"] += time.perf_counter() - start
-                return out
-
-            worker.agent.act = timed_act
-            worker._train.pool.step = timed_step
-
-        def where(self) -> Any:
-            return self.stock.where()
-
-        def evaluate(self, *args: Any) -> Any:
-            return self.stock.evaluate(*args)
-
-        def play(self, state: Any, *args: Any) -> Any:
-            start = time.perf_counter()
-            self.worker.load(state)
-            loaded = time.perf_counter()
-            self.probe = {"act": 0.0, "env": 0.0}
-            rollout = self.stock.play(None, *args)
-            rollout.probe = {**self.probe, "load": loaded - start, "play": time.perf_counter() - loaded}
-            return rollout
-
-    ray_rollouts._RemoteWorker = ProbedWorker  # type: ignore[misc, assignment]
-
-
 def run_rlframe(spec: RunSpec) -> Result:
     begin = time.perf_counter()
     import mxnet as mx
@@ -328,8 +252,6 @@ def run_rlframe(spec: RunSpec) -> Result:
     from rlframe.agents.clipped_ppo import ClippedPPOAgent
     from rlframe.cli import prepare
     from rlframe.core_types import EnvironmentEpisodes, RunPhase
-    from rlframe.environments.gym_environment import EnvironmentPool
-    from rlframe.graph_managers.basic_rl import BasicRLGraphManager
     from rlframe.graph_managers.hooks import Evaluation, RunHooks, TrainingStart, Update
 
     level = LEVELS[spec.level]
@@ -338,46 +260,14 @@ def run_rlframe(spec: RunSpec) -> Result:
     if distributed:
         from rlframe.integrations.ray_rollouts import RayWorkerPool
 
-        install_worker_probe()
         timers.wrap(RayWorkerPool, "start", lambda _r, *_a: "ray")
     train = RunPhase.TRAIN
-    timers.wrap(ClippedPPOAgent, "train", lambda updates, *_a: "update" if updates else None)
+    # the learner's observe of each training step (in this process, with or without workers); the Update events
+    # give the rest: each iteration's seconds getting its steps and in the agent's train()
     timers.wrap(ClippedPPOAgent, "observe", lambda _r, *a: "observe" if a[-1] == train else None)
-    timers.wrap(ClippedPPOAgent, "act", lambda _r, *a: "act_env" if a[-1] == train else None)
-    timers.wrap(EnvironmentPool, "step", lambda _r, *_a: "act_env")
-    timers.wrap(BasicRLGraphManager, "_play", lambda _r, *a: "collect" if a[2] == train else None)
-    timers.wrap(BasicRLGraphManager, "_round", lambda _r, *_a: "wait")
-    timers.wrap(BasicRLGraphManager, "_publish_after_update", lambda _r, *_a: "publish")
-    round_probes: list[dict[str, float]] = []
-
-    original_observe_rollout = BasicRLGraphManager._observe_rollout
-    original_step = BasicRLGraphManager._remote_training_step
-
-    def observe_rollout(self: Any, worker: int, rollout: Any, phase: Any) -> int:
-        start = time.perf_counter()
-        played = original_observe_rollout(self, worker, rollout, phase)
-        timers.add("observe_rollout", time.perf_counter() - start)
-        if phase == train and hasattr(rollout, "probe"):
-            round_probes.append(rollout.probe)
-        return played
-
-    def remote_training_step(self: Any) -> int:
-        round_probes.clear()
-        start = time.perf_counter()
-        played = original_step(self)
-        timers.add("collect", time.perf_counter() - start)
-        if round_probes:  # the round's critical path: its slowest worker
-            timers.add("act_env", max(p["act"] + p["env"] for p in round_probes))
-            for key in ("load", "play"):
-                timers.add(f"worker_{key}_max", max(p[key] for p in round_probes))
-        return played
-
-    BasicRLGraphManager._observe_rollout = observe_rollout  # type: ignore[method-assign]
-    BasicRLGraphManager._remote_training_step = remote_training_step  # type: ignore[method-assign]
 
     clock = TrainingClock()
     marks: dict[str, Any] = {}
-    pending: list[float] = []
 
     class Probe(RunHooks):
         updates = 0
@@ -387,6 +277,8 @@ def run_rlframe(spec: RunSpec) -> Result:
             clock.restart()
 
         def on_update(self, event: Update) -> None:
+            timers.add("collect", event.acting_seconds)
+            timers.add("update", event.learning_seconds)
             if not event.updates:
                 return
             self.updates += 1
@@ -395,20 +287,8 @@ def run_rlframe(spec: RunSpec) -> Result:
             marks["last"] = mark
 
         def on_evaluation(self, event: Evaluation) -> None:
-            pending.append(event.mean_reward)
-
-    original_evaluate = BasicRLGraphManager.evaluate
-
-    def evaluate(self: Any, *args: Any, **kwargs: Any) -> Any:
-        clock.pause()
-        timers.paused = True
-        try:
-            return original_evaluate(self, *args, **kwargs)
-        finally:
-            timers.paused = False
-            clock.resume(self._agent.total_steps, pending.pop() if pending else math.nan)
-
-    BasicRLGraphManager.evaluate = evaluate  # type: ignore[method-assign]
+            clock.exclude(event.seconds)  # the training clock leaves evaluations out
+            clock.evaluations.append((event.total_steps, clock.seconds(), event.mean_reward))
 
     probe = Probe()
     with tempfile.TemporaryDirectory(prefix="rlframe-bench-distributed-") as experiment:
@@ -426,7 +306,7 @@ def run_rlframe(spec: RunSpec) -> Result:
         graph_manager.run(task, until)
     first, last = marks["first"], marks["last"]
     buckets = {k: v - first[3].get(k, 0.0) for k, v in last[3].items()}
-    # one process: forward passes, env steps, bookkeeping; workers: the wait for their rollouts and the bookkeeping
+    # one process: forward passes, env steps, bookkeeping; workers: the wait for their rollouts and replaying them
     buckets["acting"] = buckets.get("collect", 0.0) - buckets.get("observe", 0.0)
     runtime = {"python": sys.executable, "rlframe": rlframe.__version__, "mxnet": mx.__version__,
                "numpy": np.__version__, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "unset"),
@@ -624,7 +504,7 @@ def table(rows: list[Row], rllib_note: str | None) -> tuple[list[list[str]], lis
         spec = row.spec
         if not row.ok():
             cells.append([LEVELS[spec.level].title, spec.label(), "failed: " + row.runs[0].error[:120]]
-                         + ["-"] * 9)
+                         + ["-"] * 8)
             continue
         reference = by_key.get((spec.framework, spec.level, "workers", 1))
         thr, acting = row.value(lambda r: r.throughput), row.value(lambda r: r.acting_throughput)
@@ -652,7 +532,7 @@ def table(rows: list[Row], rllib_note: str | None) -> tuple[list[list[str]], lis
             f"{row.value(lambda r: r.startup_s):.1f} ({row.value(lambda r: r.ray_s):.1f})",
             f"{fmt(thr)} ({fmt(speedup, '{:.2f}x')})", f"{fmt(acting)} ({fmt(acting_speedup, '{:.2f}x')})",
             fmt(100 * row.value(lambda r: r.update_share), "{:.0f}%"), fmt(ceiling, "{:.2f}x"),
-            fmt(row.value(lambda r: r.outside_us()), "{:,.0f}"), fmt(delta, "{:+,.0f}"),
+            fmt(delta, "{:+,.0f}"),
             fmt(row.value(lambda r: r.steps / max(r.updates, 1)), "{:,.0f}"), reached, target or "-",
         ])
     return cells, verdicts
@@ -689,8 +569,8 @@ def verdict(row: Row, speedup: float, acting_speedup: float, delta: float, by_ke
             f"N = {spec.n}: rlframe {1e6 / row.value(lambda r: r.throughput):,.0f} us, RLlib {their_step:,.0f} us)")
 
 
-BREAKDOWN = ("forward + env (slowest worker)", "learner observe", "learner update", "rollout bookkeeping",
-             "Ray wait beyond slowest worker", "worker weight load", "worker recording", "publish", "rest of the loop")
+BREAKDOWN = ("getting the steps (acting, or waiting for the workers)", "learner observe",
+             "learner update (and publishing)", "rest of the loop")
 
 
 def breakdown_table(rows: list[Row]) -> list[list[str]]:
@@ -708,7 +588,7 @@ def breakdown_table(rows: list[Row]) -> list[list[str]]:
 
 
 HEADER = ("level", "configuration", "start-up s (Ray)", "train env-steps/s (x vs 1)", "acting env-steps/s (x vs 1)",
-          "learner update share", "Amdahl ceiling", "us/step outside env, policy & learner", "delta us/step vs 1",
+          "learner update share", "Amdahl ceiling", "delta us/step vs 1",
           "steps/update", "env steps / train s to eval >= 195", "target")
 
 
@@ -804,7 +684,7 @@ def main(argv: list[str] | None = None) -> int:
     cells, verdict_lines = table(list(rows.values()), rllib_note)
     print(markdown_table(HEADER, cells))
     print("\nrlframe, us per env step by where the training time goes (the row adds up to 1e6 / train env-steps/s; "
-          "with workers the forward passes and env steps are those of each round's slowest worker, the learner's "
+          "with workers, getting the steps is the wait for a round's rollouts and replaying them, and the learner's "
           "observe and update run while every worker idles):\n")
     print(markdown_table(("level", "configuration", *BREAKDOWN, "total"), breakdown_table(list(rows.values()))))
     print()

@@ -179,21 +179,24 @@ class BasicRLGraphManager(GraphManager):
         start = self._period_start
         improve_unit = type(self._improve_for)
         while self._counters.get(RunPhase.TRAIN, unit) - start < steps.num_steps:
+            began = time.perf_counter()
             if self._workers is not None:
                 played = self._remote_training_step()
             else:
                 assert self._train_loop is not None
                 played, _ = self._play(self._train_loop, RunPhase.TRAIN, None)
             self._counters.add(RunPhase.TRAIN, training_steps=played)
+            acted = time.perf_counter()
             updates = self._agent.train()
             if updates and self._workers is not None:
                 self._publish_after_update()
+            learned = time.perf_counter()
             for prefix, values in self._agent.drain_reports():
                 self._screen.log_dict(prefix, values)
             if self._hooks:
                 event = Update(played, updates, self._agent.total_steps, self._agent.training_iteration,
                                self._counters.get(RunPhase.TRAIN, improve_unit), self._progress.episodes,
-                               self._progress.last_evaluation_reward)
+                               self._progress.last_evaluation_reward, acted - began, learned - acted)
                 for hooks in self._hooks:
                     hooks.on_update(event)
             self.maybe_save_checkpoint()
@@ -348,9 +351,13 @@ class BasicRLGraphManager(GraphManager):
             share = -(-int(playing.num_steps) // len(workers.workers))
             full = bool(getattr(algorithm, "act_for_full_episodes", False)) and not by_episodes
 
+            last = workers.workers[-1]
+
+            # Only the round's last rollout (observed last) plays on to an episode's end, where a run in one process
+            # would update: the round stays the preset's size whatever the number of workers.
             def request(worker: int) -> Callable[[], None]:
                 return lambda: workers.play(worker, RunPhase.TRAIN, 0 if by_episodes else share,
-                                            share if by_episodes else None, until_episode_end=full)
+                                            share if by_episodes else None, until_episode_end=full and worker == last)
 
             answers = self._round({w: request(w) for w in workers.workers})
             return sum(self._observe_rollout(w, rollout, RunPhase.TRAIN) for w, rollout in answers or [])

@@ -79,6 +79,9 @@ class Update:
     :param done: training done so far in the unit of ``improve_steps`` (see :class:`TrainingStart`).
     :param episodes: training episodes finished so far (heatup's included).
     :param last_evaluation_reward: the mean reward of the last evaluation (None before the first).
+    :param acting_seconds: wall-clock seconds this iteration spent getting its steps: acting in this process, or
+        waiting for the rollout workers and observing what they played.
+    :param learning_seconds: wall-clock seconds the agent's ``train()`` took in it.
     """
 
     env_steps: int
@@ -88,6 +91,8 @@ class Update:
     done: int
     episodes: int
     last_evaluation_reward: float | None
+    acting_seconds: float = 0.0
+    learning_seconds: float = 0.0
 
 
 @dataclass(frozen=True)

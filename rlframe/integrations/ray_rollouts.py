@@ -95,8 +95,8 @@ class RayWorkerPool:
         try:
             if self.address:
                 ray.init(address=self.address, **options)
-            else:
-                ray.init(num_cpus=max(os.cpu_count() or 1, self.num_workers), **options)
+            else:  # "local": a new instance even when this machine already runs a Ray cluster (ray start)
+                ray.init(address="local", num_cpus=max(os.cpu_count() or 1, self.num_workers), **options)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
             raise RlframeError(f"Could not start {where} for --num-workers {self.num_workers}: {exc}") from exc

@@ -63,6 +63,8 @@ def test_an_online_run_reports_its_episodes_updates_evaluations_and_checkpoints(
     assert [u.done for u in updates] == list(itertools.accumulate(u.env_steps for u in updates))  # improve_steps' unit
     assert updates[-1].training_iteration == sum(u.updates for u in updates) > 0
     assert [u.total_steps for u in updates] == sorted(u.total_steps for u in updates)
+    assert all(u.acting_seconds > 0 for u in updates)  # where each iteration's time went
+    assert all(u.learning_seconds > 0 for u in updates if u.updates) and sum(u.learning_seconds for u in updates) > 0
 
     frame = pd.read_csv(experiment / "worker_0.simple_rl_graph.main_level.main_level.agent_0.csv")
     evaluations = recorder.of(Evaluation)
