@@ -341,7 +341,8 @@ class PresetValidationParameters(Parameters):
         evaluation phase) that passes the test.
     :param max_episodes_to_achieve_reward: ``rlframe-validate`` fails when this many training episodes (epochs
         for batch RL) finish without an evaluation reaching ``min_reward_threshold`` (episodes).
-    :param num_workers: accepted for Coach compatibility, not used (rlframe validates with one worker).
+    :param num_workers: accepted for Coach compatibility, not used (``rlframe-validate`` acts in one process unless
+        given ``-n N``).
     :param reward_test_level: accepted for Coach compatibility, not used (the preset's own level is tested).
     :param test_using_a_trace_test: accepted for Coach compatibility, not used (rlframe has no trace tests).
     :param trace_test_levels: accepted for Coach compatibility, not used.
