@@ -87,8 +87,8 @@ its learner update and its weight sync.
   negative, take from) an env step's end-to-end time. Level (c)'s overhead target compares it with RLlib's; the
   verdict also gives both frameworks' end-to-end us per env step at N, since a framework whose one-process acting is
   slower has more to gain from parallel acting and so a more negative delta.
-* steps/update: env steps per update (a round of rlframe's ends at an episode end of its last worker, as a run in one
-  process updates at an episode end).
+* steps/update: env steps per update (with workers, a round of rlframe's ends when each has played its share; in one
+  process the update waits for an episode's end, ``act_for_full_episodes``).
 * env steps / train s to eval >= 195 (level (c)): at the first evaluation that reached it.
 
 Targets, a verdict per rlframe row with workers: (a) end-to-end and acting speedups >= 0.8 N up to N = 8; (b) >= 1.7x

@@ -5,10 +5,10 @@ the CSV, checkpoints and hooks are :class:`~rlframe.graph_managers.graph_manager
 
 With rollout workers (:meth:`GraphManager.use_workers`, ``--num-workers N``) the same schedule runs with acting
 spread over the workers, and the agent here only observes and learns: an on-policy agent (Clipped PPO) plays
-synchronous rounds, every worker playing its share of ``num_consecutive_playing_steps`` with the current policy,
-then updates and sends the new policy to all; an off-policy one (DQN) streams, each worker playing chunks that are
-observed as they arrive, with the policy sent every ``weight_sync_steps``. Heatup and evaluation are shared out
-among the workers too.
+synchronous rounds, every worker playing its share of ``num_consecutive_playing_steps`` with the current policy
+(``act_for_full_episodes`` is not waited for), then updates and sends the new policy to all; an off-policy one
+(DQN) streams, each worker playing chunks that are observed as they arrive, with the policy sent every
+``weight_sync_steps``. Heatup and evaluation are shared out among the workers too.
 
 Fixes over Coach (coach.md section 9): evaluation runs on its own environment copies, so a training
 episode in progress is paused, not abandoned, at an evaluation boundary; every CSV row means one thing
@@ -220,6 +220,14 @@ class BasicRLGraphManager(GraphManager):
                 self._screen.line("Workers> no GIFs: they are recorded when training in one process (dump_gifs is "
                                   "ignored with rollout workers)")
 
+    def _agent_parameters(self) -> AgentParameters:
+        params = super()._agent_parameters()
+        if self._workers is not None and getattr(params.algorithm, "act_for_full_episodes", False):
+            # A round ends when every worker has played its share: waiting for an episode's end would keep the others
+            # idle while one plays on, and the agent bootstraps a cut episode, so nothing is lost by not waiting.
+            params.algorithm.act_for_full_episodes = False
+        return params
+
     def _publish(self) -> None:
         """Send the agent's acting state with the next request of every worker."""
         assert self._workers is not None
@@ -349,15 +357,10 @@ class BasicRLGraphManager(GraphManager):
             playing = algorithm.num_consecutive_playing_steps
             by_episodes = isinstance(playing, EnvironmentEpisodes)
             share = -(-int(playing.num_steps) // len(workers.workers))
-            full = bool(getattr(algorithm, "act_for_full_episodes", False)) and not by_episodes
 
-            last = workers.workers[-1]
-
-            # Only the round's last rollout (observed last) plays on to an episode's end, where a run in one process
-            # would update: the round stays the preset's size whatever the number of workers.
             def request(worker: int) -> Callable[[], None]:
                 return lambda: workers.play(worker, RunPhase.TRAIN, 0 if by_episodes else share,
-                                            share if by_episodes else None, until_episode_end=full and worker == last)
+                                            share if by_episodes else None)
 
             answers = self._round({w: request(w) for w in workers.workers})
             return sum(self._observe_rollout(w, rollout, RunPhase.TRAIN) for w, rollout in answers or [])

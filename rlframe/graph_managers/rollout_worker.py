@@ -127,24 +127,18 @@ class RolloutWorker:
             self.agent.load_acting_state(state)
 
     def play(self, state: AgentCheckpoint | None, phase: RunPhase, steps: int, episodes: int | None = None,
-             until_episode_end: bool = False, finish_episodes: bool = False) -> Rollout:
+             finish_episodes: bool = False) -> Rollout:
         """Play ``phase`` until ``steps`` environment steps (or ``episodes`` finished episodes, when given) have been
-        played; then, with ``until_episode_end``, until a step where some episode ended (Clipped PPO's
-        ``act_for_full_episodes``), or, with ``finish_episodes``, until every running episode has ended (heatup),
-        after which the copies start new ones for the next request."""
+        played; with ``finish_episodes``, then until every running episode has ended (heatup), after which the copies
+        start new ones for the next request."""
         self.load(state)
         pool, agent = self._train.pool, self.agent
         recording = _Recording()
         played = finished = 0
-        ended_last_step = False
         while True:
             reached = played >= steps if episodes is None else finished >= episodes
-            if reached:
-                if finish_episodes:
-                    if not pool.active.any():
-                        break
-                elif not until_episode_end or ended_last_step:
-                    break
+            if reached and (not finish_episodes or not pool.active.any()):
+                break
             index = np.flatnonzero(pool.active)
             obs = pool.obs[index].copy()
             actions = agent.act(obs, phase)
@@ -153,7 +147,6 @@ class RolloutWorker:
             recording.add(index, obs, actions, result.reward, result.next_obs, result.terminated, result.truncated)
             played += len(index)
             finished += int(np.count_nonzero(done))
-            ended_last_step = bool(done.any())
         if finish_episodes:
             pool.reopen()
         return recording.rollout()
@@ -218,7 +211,7 @@ class WorkerPool(Protocol):
         """The learner's acting state that every later request carries to workers that do not have it."""
 
     def play(self, worker: int, phase: RunPhase, steps: int, episodes: int | None = None,
-             until_episode_end: bool = False, finish_episodes: bool = False) -> None:
+             finish_episodes: bool = False) -> None:
         """Ask ``worker`` for a :meth:`RolloutWorker.play`; its answer comes from :meth:`next_result`."""
 
     def evaluate(self, worker: int, steps: int, by_episodes: bool) -> None:

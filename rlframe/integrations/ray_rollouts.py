@@ -143,9 +143,8 @@ class RayWorkerPool:
         return self._state
 
     def play(self, worker: int, phase: RunPhase, steps: int, episodes: int | None = None,
-             until_episode_end: bool = False, finish_episodes: bool = False) -> None:
-        ref = self._actors[worker].play.remote(self._state_for(worker), phase, steps, episodes, until_episode_end,
-                                               finish_episodes)
+             finish_episodes: bool = False) -> None:
+        ref = self._actors[worker].play.remote(self._state_for(worker), phase, steps, episodes, finish_episodes)
         self._outstanding[ref] = worker
 
     def evaluate(self, worker: int, steps: int, by_episodes: bool) -> None:
