@@ -46,6 +46,13 @@ class BasicRLGraphManager(GraphManager):
     :param vis_params: outputs.
     :param preset_validation_params: the preset's golden test (``rlframe-validate``).
     :param name: the graph's name (part of the CSV file name).
+
+    Set on the graph manager (``-cp "weight_sync_steps=EnvironmentSteps(500)"``):
+
+    :param weight_sync_steps: with rollout workers, how often an off-policy agent's (DQN's) policy is sent to them, as
+        ``EnvironmentSteps``; None: every ``num_steps_between_copying_online_weights_to_target`` (environment steps,
+        or its training steps converted at the preset's ratio), never less than one request (16 steps of each copy).
+        An on-policy agent's policy is sent after every update.
     """
 
     def __init__(self, agent_params: AgentParameters, env_params: Any, schedule_params: ScheduleParameters,
@@ -57,6 +64,7 @@ class BasicRLGraphManager(GraphManager):
             vis_params if vis_params is not None else VisualizationParameters(),
             preset_validation_params if preset_validation_params is not None else PresetValidationParameters(),
         )
+        self.weight_sync_steps: EnvironmentSteps | None = None
 
     # ---- building -----------------------------------------------------------------------------------
     def _check_schedule(self) -> None:
@@ -83,6 +91,8 @@ class BasicRLGraphManager(GraphManager):
             spaces = spaces_from_gymnasium(env.observation_space, env.action_space, self.env_params.level)
         finally:
             env.close()
+        if self.weight_sync_steps is not None:
+            check_step_unit(self.weight_sync_steps, "weight_sync_steps", (EnvironmentSteps,))
         discount = float(self.agent_params.algorithm.discount)
         self._workers.start(WorkerSpec(copy.deepcopy(self.agent_params), self.env_params, self._search_dirs,
                                        self.origin.file, self._num_envs, self._seed, EVALUATION_SEED_OFFSET, discount))
@@ -216,6 +226,9 @@ class BasicRLGraphManager(GraphManager):
         super()._setup_outputs(*args)
         if self._workers is not None:
             self._screen.line(f"Workers> {self._workers.describe()}")
+            if not self._agent.on_policy:
+                self._screen.line(f"Workers> each plays {self._request_steps()} steps a request; the policy goes to "
+                                  f"them every {self._weight_sync_interval()} environment steps")
             if self.visualization_parameters.dump_gifs:
                 self._screen.line("Workers> no GIFs: they are recorded when training in one process (dump_gifs is "
                                   "ignored with rollout workers)")
@@ -238,13 +251,15 @@ class BasicRLGraphManager(GraphManager):
         """After an update: an on-policy agent's next round must act with it; an off-policy one's stream gets it every
         ``weight_sync_steps`` environment steps."""
         if self._agent.on_policy or self._published_at is None or \
-                self._agent.total_steps - self._published_at >= self.weight_sync_steps():
+                self._agent.total_steps - self._published_at >= self._weight_sync_interval():
             self._publish()
 
-    def weight_sync_steps(self) -> int:
-        """Environment steps between two policies sent to an off-policy run's workers: the preset's
-        ``num_steps_between_copying_online_weights_to_target`` in environment steps (a target-network period is how
-        stale the algorithm already lets its targets be), or the rollout request size when that is shorter."""
+    def _weight_sync_interval(self) -> int:
+        """Environment steps between two policies sent to an off-policy run's workers: ``weight_sync_steps``, else the
+        preset's ``num_steps_between_copying_online_weights_to_target`` in environment steps (a target-network period
+        is how stale the algorithm already lets its targets be); at least one request."""
+        if self.weight_sync_steps is not None:
+            return max(int(self.weight_sync_steps.num_steps), self._request_steps())
         algorithm = self.agent_params.algorithm
         period = algorithm.num_steps_between_copying_online_weights_to_target
         playing = algorithm.num_consecutive_playing_steps

@@ -138,7 +138,10 @@ def test_a_users_environment_module_beside_the_preset_runs_on_the_workers_and_it
     preset = write_preset("my_preset", folder=folder)
     result = subprocess.run([sys.executable, "-m", "rlframe.cli", "-p", str(preset), "-lvl", "flaky_env:FlakyCartPole",
                              "-n", "2", "--num-envs", "1", "--seed", "0", "-ep", str(folder / "exp"), "--progress",
-                             "lines"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+                             "lines", "-cp", "weight_sync_steps=EnvironmentSteps(64)"],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    # DQN streams: requests of 16 steps (one copy each), the policy every 64 steps as configured
+    assert "Workers> each plays 16 steps a request; the policy goes to them every 64 environment steps" in result.stdout
     # the workers played their first episodes (the module imported there), then a worker's copy failed
     assert re.search(r"^Heatup> .*Worker=1, Episode=1,", result.stdout, re.M), result.stdout[-2000:]
     assert result.returncode == 1
@@ -149,6 +152,9 @@ def test_a_users_environment_module_beside_the_preset_runs_on_the_workers_and_it
 
 
 @pytest.mark.parametrize(("args", "message"), [
+    (["-n", "2", "-cp", "weight_sync_steps=TrainingSteps(5)"],
+     "error: weight_sync_steps = TrainingSteps(5): use a step unit, one of EnvironmentSteps, for example "
+     "EnvironmentSteps(1000)."),
     (["-n", "0"], "error: num_workers = 0 (-n/--num-workers): use 1 to act in this process, or 2 or more for "
                   "rollout workers on Ray."),
     (["--ray-address", "10.0.0.1:6379"], "error: --ray-address 10.0.0.1:6379 without --num-workers: a run in one "
