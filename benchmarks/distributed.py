@@ -25,10 +25,10 @@ each import MXNet or torch: 15-40 s per run on 2 cores) and RLlib's acting (a fe
 Every run's output goes to a log folder (printed first; ``--logs DIR`` to choose it); a run that fails or passes
 ``--run-timeout`` (default 1,200 s; its Ray processes are stopped with it) becomes a ``failed`` row.
 
-What runs. rlframe's shipped ``CartPole_ClippedPPO`` preset as it is (an update after 2,048 env steps and then at the
-first episode end (Coach's ``act_for_full_episodes``), 10 epochs of minibatches of 64, Adam 3e-4, 64-64 tanh,
-observation normalisation; 5 evaluation episodes every 2,048 steps) on three levels, CartPole-v1 (500-step limit)
-underneath each (``slow_envs.py`` in this folder):
+What runs. rlframe's shipped ``CartPole_ClippedPPO`` preset as it is (an update after 2,048 env steps -- in one process
+then at the first episode end, Coach's ``act_for_full_episodes``, which a round of workers does not wait for --
+10 epochs of minibatches of 64, Adam 3e-4, 64-64 tanh, observation normalisation; 5 evaluation episodes every 2,048
+steps) on three levels, CartPole-v1 (500-step limit) underneath each (``slow_envs.py`` in this folder):
 
 (a) ``slow_envs:SleepyCartPole`` -- every step first sleeps 1 ms (an I/O-bound simulator);
 (b) ``slow_envs:BusyCartPole`` -- every step first burns 1 ms of CPU (a CPU-bound one);
