@@ -140,7 +140,7 @@ def test_sigterm_stops_a_run_the_users_launcher_drives(tmp_path: Path) -> None:
     (["-p", "nosuch"], "Unknown preset 'nosuch'."),
     (["-p", "preset-cartpole-dqn", "--bogus"], "unrecognized arguments: --bogus. Run with --help to see the options."),
     (["-p", "preset-cartpole-dqn", "-f", "pytorch"], "Framework 'pytorch': use one of tensorflow, mxnet"),
-    (["-p", "preset-cartpole-dqn", "-n", "2"], "num_workers = 2: rlframe trains in one process; use 1."),
+    (["-p", "preset-cartpole-dqn", "-n", "0"], "num_workers = 0 (-n/--num-workers): use 1 to act in this process, or 2 or more for rollout workers on Ray."),
     (["-p", "preset-cartpole-dqn", "-cp", "agent_params.algorithm.dicount=0.9"], "Did you mean 'discount'?"),
     (["-p", "preset-cartpole-dqn", "-e", "bad*name"], "Experiment name 'bad*name': use letters, digits"),
 ])

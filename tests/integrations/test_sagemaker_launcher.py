@@ -207,7 +207,7 @@ class ProjectLauncher(SageMakerCoachPresetLauncher):
     (["--dicount", "0.9"], "Unknown hyperparameter 'dicount'. Did you mean 'discount'?"),
     (["--save_model", "yes"], "argument --save_model: invalid int value: 'yes'"),
     (["--discount", "high"], "discount (rl.agent_params.algorithm.discount) expects a number, got 'high'"),
-    (["--num_workers", "2"], "num_workers = 2: rlframe trains in one process; use 1."),
+    (["--num_workers", "0"], "num_workers = 0 (-n/--num-workers): use 1 to act in this process, or 2 or more for rollout workers on Ray."),
     (["--RLCOACH_PRESET", "nope"], "Preset 'nope' is not in "),
     (["--RLCOACH_PRESET", "uses-policy-gradients"],
      "line 2 is invalid: rlframe does not implement PolicyGradientsAgentParameters (from rl_coach.agents.policy_gradients_agent)"),
