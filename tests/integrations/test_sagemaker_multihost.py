@@ -247,6 +247,35 @@ def _wait_for_line(paths: SageMakerPaths, text: str, job: subprocess.Popen, time
         time.sleep(0.1)
 
 
+@pytest.mark.integration
+@needs_hosts
+def test_two_hosts_form_one_cluster_the_leader_trains_on_both_and_both_exit_0(tmp_path, ray_root):
+    pytest.importorskip("ray")
+    hosts, port = [LEADER, OTHER], _free_port()
+    leader = _host(tmp_path / "leader", LEADER, hosts, {"cluster.py": CLUSTER_SCRIPT}, {"sagemaker_program": "cluster.py"})
+    other = _host(tmp_path / "other", OTHER, hosts, {"cluster.py": CLUSTER_SCRIPT}, {"sagemaker_program": "cluster.py"})
+    jobs = [_start(other, ray_root, port, 60), _start(leader, ray_root, port, 60)]  # the other host may come first
+    codes = _finish(*jobs, timeout=180)
+    assert codes == [0, 0], f"leader:\n{_output(leader)}\nother:\n{_output(other)}"
+
+    seen = json.loads((leader.model / "ok").read_text())
+    assert {s["host"]: (s["path"], s["cwd"]) for s in seen} == {
+        LEADER: (str(leader.code), str(leader.code)), OTHER: (str(other.code), str(other.code))}, \
+        "one task ran on each host's node, with that host's environment and code folder"
+    assert list(other.model.iterdir()) == [], "only the leader writes the model"
+    for paths in (leader, other):
+        assert paths.success_file.exists() and not paths.failure_file.exists()
+    assert (leader.output_data / f"ray-{LEADER}.log").is_file() and (other.output_data / f"ray-{OTHER}.log").is_file()
+
+    said = _output(leader)
+    assert f"Ray> head started on 127.0.0.1:{port} ({LEADER}); waiting for 2 hosts" in said
+    assert f"Ray> {OTHER} joined as node {OTHER} (2 of 2 nodes)" in said
+    assert f"training with RLFRAME_RAY_ADDRESS=127.0.0.1:{port}" in said
+    assert f"Ray> Ray stopped on {LEADER}" in said
+    assert f"Ray> the head on {LEADER} (127.0.0.1:{port}) is gone (training ended there); {OTHER} is done" in _output(other)
+    assert _pids_using(ray_root) == [], "each host stopped the Ray it started"
+
+
 #: the job without a script: rlframe's launcher trains a shipped Clipped PPO preset on two rollout workers, briefly
 LAUNCHER_HYPERPARAMETERS = {
     "RLCOACH_PRESET": '"CartPole_ClippedPPO"', "num_workers": "2", "improve_steps": "256",
