@@ -103,9 +103,10 @@ class RayWorkerPool:
         self._started_ray = True
         cpus = int(ray.cluster_resources().get("CPU", 0))
         if cpus < self.num_workers:
-            raise ParameterValueError(
-                f"--num-workers {self.num_workers}: the Ray cluster at {self.address} has {cpus} CPUs and each "
-                f"worker takes one; use --num-workers {max(cpus, 2)} or fewer, or add nodes.")
+            fix = (f"use --num-workers {cpus} or fewer, or add nodes" if cpus >= 2
+                   else "add nodes, or train in one process (-n 1)")
+            raise ParameterValueError(f"--num-workers {self.num_workers}: the Ray cluster at {self.address} has {cpus} "
+                                      f"CPUs and each worker takes one; {fix}.")
         remote = ray.remote(_RemoteWorker).options(num_cpus=1, scheduling_strategy="SPREAD", max_restarts=-1,
                                                    max_task_retries=0)
         # the spec by value: an actor Ray restarts is built again from its arguments (ray-project/ray#53727)

@@ -217,3 +217,15 @@ def test_losing_a_host_leaves_the_run_going_with_the_other_hosts_workers(tmp_pat
     assert re.search(rf"^Training> .*Worker={survivor}, ", after, re.M)
     assert not re.search(rf"^Training> .*Worker={lost.group(1)}, ", after, re.M)
     assert "Checkpoint> Saving" in after
+
+
+def test_more_workers_than_the_clusters_cpus_is_one_line(tmp_path, capsys):
+    cluster_utils = pytest.importorskip("ray.cluster_utils")
+    cluster = cluster_utils.Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        code = train_main([*SHORT_PPO, "-n", "2", "--ray-address", cluster.address, "-ep", str(tmp_path / "exp")])
+    finally:
+        cluster.shutdown()
+    err = capsys.readouterr().err
+    assert code == 2 and re.fullmatch(r"error: --num-workers 2: the Ray cluster at \S+ has 1 CPUs and each worker "
+                                      r"takes one; add nodes, or train in one process \(-n 1\)\.", err.strip()), err
